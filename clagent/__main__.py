@@ -1,0 +1,3 @@
+from clagent.cli.main import main
+
+main()

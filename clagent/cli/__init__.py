@@ -1,0 +1,1 @@
+"""The clagent command line."""

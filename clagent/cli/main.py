@@ -1,0 +1,131 @@
+"""The ``clagent`` command: serve, chat, status, models, logs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from clagent import __version__
+from clagent.cli import render
+from clagent.cli.client import Client, daemon_url, is_up
+from clagent.errors import ClagentError
+from clagent.home import Home
+
+home_option = click.option(
+    "--home", type=click.Path(file_okay=False), default=None,
+    help="State folder (default: $CLAGENT_HOME, else the user data folder).",
+)
+
+
+class Group(click.Group):
+    """Turns the errors a user can act on into one line and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ClagentError as e:
+            click.echo(f"clagent: error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="clagent")
+def cli():
+    """clagent: a local LLM daemon that gets better the more you use it."""
+
+
+@cli.command()
+@home_option
+@click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8765).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="GGUF to start a new home from (default: the embedded SmolLM2-135M-Instruct).")
+def serve(home, host, port, model_path):
+    """Run the daemon: OpenAI-compatible API on the served model version."""
+    from clagent.daemon.server import serve as run_server
+
+    if port is not None and not 0 <= port <= 65535:
+        raise ClagentError(f"port must be between 0 and 65535, got {port}")
+    h = Home.open(home, host=host, port=port)
+    run_server(h, model_path)
+
+
+def _client(home, url) -> Client:
+    h = Home.open(home, create=False)
+    found = daemon_url(h.path, url)
+    if not is_up(found):
+        raise ClagentError(f"the daemon is not running for {h.path} (start it with: clagent serve)")
+    return Client(found)
+
+
+@cli.command()
+@home_option
+@click.option("--url", default=None, help="Daemon URL (default: read from the home).")
+@click.option("--system", default=None, help="A system prompt for this chat.")
+@click.option("--max-tokens", type=int, default=None)
+@click.option("--temperature", type=float, default=None)
+def chat(home, url, system, max_tokens, temperature):
+    """Chat with the daemon in the terminal (/help for commands)."""
+    from clagent.cli.chat import run_chat
+
+    run_chat(_client(home, url), system=system, max_tokens=max_tokens, temperature=temperature)
+
+
+@cli.command()
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(home, as_json):
+    """Daemon up or not, served version and lineage, logged interactions, store size."""
+    from clagent.status import collect_status
+
+    h = Home.open(home, create=False)
+    url = daemon_url(h.path)
+    data = None
+    if is_up(url):
+        try:
+            data = Client(url, timeout=10).request("GET", "/v1/clagent/status")
+        except ClagentError:
+            data = None
+    if data is None:
+        data = collect_status(h, daemon={"running": False})
+    click.echo(json.dumps(data, indent=2) if as_json else render.status(data))
+
+
+@cli.command()
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(home, as_json):
+    """The registered model versions."""
+    h = Home.open(home, create=False)
+    registry = h.registry
+    served = registry.served()
+    rows = []
+    for v in registry.versions():
+        d = v.to_dict()
+        d["served"] = served is not None and v.id == served.id
+        d["disk_bytes"] = registry.disk_usage(v)
+        rows.append(d)
+    click.echo(json.dumps(rows, indent=2) if as_json else render.models(rows))
+
+
+@cli.command()
+@home_option
+@click.option("-n", "count", type=click.IntRange(1, 10000), default=10, show_default=True,
+              help="How many recent interactions.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def logs(home, count, as_json):
+    """Recent interactions (newest first)."""
+    from clagent.memory.interactions import recent_interactions
+
+    h = Home.open(home, create=False)
+    rows = recent_interactions(h.db, count)
+    click.echo(json.dumps(rows, indent=2) if as_json else render.logs(rows))
+
+
+def main():
+    cli()

@@ -1,0 +1,75 @@
+"""Plain-text rendering of status, versions and logs for an 80-column terminal."""
+
+from __future__ import annotations
+
+import textwrap
+
+
+def human_bytes(n: int | float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _short_time(iso: str | None) -> str:
+    return (iso or "?").replace("T", " ")[:19]
+
+
+def status(d: dict) -> str:
+    lines = [f"home:      {d['home']}"]
+    daemon = d.get("daemon") or {}
+    if daemon.get("running"):
+        lines.append(f"daemon:    up at {daemon['url']} (pid {daemon['pid']}, since "
+                     f"{_short_time(daemon['started_at'])}, {daemon['uptime_s']:.0f}s)")
+    else:
+        lines.append("daemon:    down (start it with: clagent serve)")
+    v = d.get("served_version")
+    if v:
+        lines.append(f"served:    v{v['id']} ({v['quant']}, {v['method']}, {_short_time(v['created_at'])})")
+        chain = " <- ".join(f"v{x['id']} ({x['method']})" for x in v["lineage"])
+        lines.append(f"lineage:   {chain}")
+    else:
+        lines.append("served:    no version yet (the first `clagent serve` creates version 1)")
+    lines.append(f"versions:  {d['versions']}")
+    i = d["interactions"]
+    lines.append(f"logged:    {i['logged_total']} interactions in all; {i['waiting']} waiting for "
+                 f"consolidation ({i['conversations_waiting']} conversations)")
+    lines.append(f"feedback:  {i['rated_up']} up, {i['rated_down']} down, {i['corrected']} corrected")
+    s = d["store"]
+    lines.append(f"store:     database {human_bytes(s['database_bytes'])}, models {human_bytes(s['models_bytes'])}")
+    return "\n".join(lines)
+
+
+def models(rows: list[dict]) -> str:
+    if not rows:
+        return "no versions yet (the first `clagent serve` creates version 1)"
+    out = [f"{'':1} {'version':<8} {'parent':<7} {'method':<14} {'quant':<7} {'size':>10}  created"]
+    for r in rows:
+        mark = "*" if r["served"] else " "
+        parent = f"v{r['parent']}" if r["parent"] else "-"
+        out.append(f"{mark} {'v' + str(r['id']):<8} {parent:<7} {r['method']:<14} {r['quant']:<7} "
+                   f"{human_bytes(r['disk_bytes']):>10}  {_short_time(r['created_at'])}")
+    out.append("(* = served)")
+    return "\n".join(out)
+
+
+def logs(rows: list[dict]) -> str:
+    if not rows:
+        return "no interactions logged (or all were consolidated)"
+    out = []
+    for r in rows:
+        user = next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
+        rating = {1: " [+1]", -1: " [-1]"}.get(r["rating"], "")
+        tps = ""
+        if r.get("total_ms") and r.get("completion_tokens"):
+            tps = f", {r['completion_tokens'] / (r['total_ms'] / 1000):.1f} tok/s"
+        out.append(f"{_short_time(r['created_at'])}  {r['id']}  v{r['version']}{rating}")
+        out.append(f"  conversation {r['conversation_id']}, {r['prompt_tokens']}+{r['completion_tokens']} "
+                   f"tokens{tps}, {r['finish_reason']}")
+        out.append(textwrap.shorten(f"  you: {user}", width=78, placeholder=" ..."))
+        out.append(textwrap.shorten(f"  clagent: {r['response']}", width=78, placeholder=" ..."))
+        if r.get("correction"):
+            out.append(textwrap.shorten(f"  correction: {r['correction']}", width=78, placeholder=" ..."))
+    return "\n".join(out)

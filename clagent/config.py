@@ -1,0 +1,110 @@
+"""Where clagent keeps its state, and the settings read from there.
+
+Precedence for every setting: command-line flag > environment (CLAGENT_<NAME>) >
+``config.toml`` in the home > built-in default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from clagent.errors import ClagentError
+
+CONFIG_FILE = "config.toml"
+
+
+def default_home() -> Path:
+    """The platform's per-user data folder for clagent."""
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "clagent"
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(base) / "clagent"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "clagent"
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    if home:
+        return Path(home).expanduser().resolve()
+    env = os.environ.get("CLAGENT_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return default_home()
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    # Quantization of the served GGUF; the float master is always F16.
+    quant: str = "Q8_0"
+    n_ctx: int = 2048
+    n_threads: int = 0  # 0: let llama.cpp decide
+    # Upper bound for a request's max_tokens; larger values are rejected.
+    max_tokens_limit: int = 4096
+    default_max_tokens: int = 512
+
+    @classmethod
+    def load(cls, home: Path, **overrides) -> "Settings":
+        values: dict = {}
+        path = home / CONFIG_FILE
+        if path.exists():
+            try:
+                data = tomllib.loads(path.read_text())
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ClagentError(f"{path} is not valid TOML: {e}") from None
+            values.update(data.get("clagent", data))
+        for f in fields(cls):
+            env = os.environ.get(f"CLAGENT_{f.name.upper()}")
+            if env is not None:
+                values[f.name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ClagentError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+        settings = cls()
+        for name, raw in values.items():
+            setattr(settings, name, _coerce(name, raw, type(getattr(settings, name))))
+        return settings
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def write(self, home: Path) -> None:
+        """Write all settings to the home's config file (atomically)."""
+        lines = ["# clagent settings; environment variables CLAGENT_<NAME> override these.", "[clagent]"]
+        for name, value in self.to_dict().items():
+            if isinstance(value, str):
+                lines.append(f'{name} = "{value}"')
+            else:
+                lines.append(f"{name} = {str(value).lower() if isinstance(value, bool) else value}")
+        atomic_write_text(home / CONFIG_FILE, "\n".join(lines) + "\n")
+
+
+def _coerce(name: str, raw, typ):
+    try:
+        if typ is bool and isinstance(raw, str):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return typ(raw)
+    except (TypeError, ValueError):
+        raise ClagentError(f"setting {name!r} must be {typ.__name__}, got {raw!r}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,90 @@
+"""Starting the daemon: one per home (a lock file), the port bound before the model loads, a
+``daemon.json`` that tells the CLI where to find it, and a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from clagent.config import atomic_write_text
+from clagent.errors import ClagentError
+from clagent.home import Home
+from clagent.memory.db import utcnow
+from clagent.progress import say
+from clagent.status import DAEMON_FILE
+
+LOCK_FILE = "daemon.lock"
+
+
+@contextmanager
+def home_lock(home: Path):
+    """Hold an exclusive lock on the home for the daemon's lifetime."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ClagentError(f"another clagent daemon (pid {other}) is already serving {home}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise ClagentError(f"cannot resolve host {host!r}: {e.strerror}") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise ClagentError(f"port {port} on {host} is already in use (another program or clagent daemon)") from None
+        raise ClagentError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(home: Home, model_path: str | None = None) -> None:
+    import uvicorn
+
+    from clagent.daemon.app import DaemonInfo, create_app
+    from clagent.daemon.engine import Engine
+
+    settings = home.settings
+    with home_lock(home.path):
+        sock = bind_socket(settings.host, settings.port)
+        try:
+            version = home.ensure_model(model_path)
+            engine = Engine(settings.n_ctx, settings.n_threads)
+            engine.load(home.registry.served_path(version), version.id)
+            port = sock.getsockname()[1]
+            host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+            info = DaemonInfo(pid=os.getpid(), url=f"http://{host}:{port}", started_at=utcnow())
+            app = create_app(home, engine, info)
+            daemon_file = home.path / DAEMON_FILE
+            atomic_write_text(daemon_file, json.dumps(
+                {"pid": info.pid, "url": info.url, "started_at": info.started_at}))
+            say(f"clagent: serving version {version.id} at {info.url} (home {home.path})")
+            config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
+            try:
+                uvicorn.Server(config).run(sockets=[sock])
+            finally:
+                daemon_file.unlink(missing_ok=True)
+                engine.close()
+                say("clagent: stopped")
+        finally:
+            sock.close()

@@ -1,0 +1,114 @@
+"""The home folder: settings, database, model versions. Everything clagent keeps lives here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from clagent.config import Settings, resolve_home
+from clagent.errors import ClagentError
+from clagent.memory import db as dbmod
+from clagent.models import embedded, gguf_io
+from clagent.models.quantize import check_quant, quantize
+from clagent.models.registry import Registry, Version
+from clagent.progress import Progress, say
+
+MASTER_NAME = "master.f16.gguf"
+
+
+def served_name(quant: str) -> str:
+    return f"served.{quant.lower()}.gguf"
+
+
+class Home:
+    def __init__(self, path: Path, settings: Settings):
+        self.path = path
+        self.settings = settings
+        self._db = None
+        self._registry = None
+
+    @classmethod
+    def open(cls, home: str | os.PathLike | None = None, create: bool = True, **overrides) -> "Home":
+        path = resolve_home(home)
+        if create:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ClagentError(f"cannot create home folder {path}: {e.strerror}") from None
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise ClagentError(f"home folder {path} is not writable")
+        elif not path.is_dir():
+            raise ClagentError(f"no clagent home at {path} (start the daemon once to create it)")
+        settings = Settings.load(path, **overrides)
+        check_quant(settings.quant)
+        return cls(path, settings)
+
+    @property
+    def db_path(self) -> Path:
+        return self.path / dbmod.DB_FILE
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = dbmod.connect(self.db_path)
+        return self._db
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.path, self.db)
+        return self._registry
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None
+            self._registry = None
+
+    # -- first start ------------------------------------------------------------------------------
+    def ensure_model(self, model_path: str | os.PathLike | None = None, verbose: bool = True) -> Version:
+        """Return the served version, initialising version 1 from ``model_path`` (or the embedded
+        default) when the home has none yet."""
+        registry = self.registry
+        registry.cleanup()
+        served = registry.served()
+        if served is not None:
+            if model_path is not None:
+                source = str(Path(model_path).resolve())
+                base = registry.lineage(served)[-1]
+                if base.info.get("source") != source:
+                    raise ClagentError(
+                        f"home {self.path} already serves version {served.id} (from "
+                        f"{base.info.get('source', '?')}); use another --home to start from {model_path}"
+                    )
+            return served
+        source = Path(model_path).resolve() if model_path else embedded.default_model_path()
+        return self.import_model(source, verbose=verbose)
+
+    def import_model(self, source: Path, parent: int | None = None, verbose: bool = True) -> Version:
+        """Make a new version from any llama GGUF: an F16 master and the served quantization."""
+        quant = self.settings.quant
+        registry = self.registry
+        if verbose:
+            say(f"clagent: initialising {self.path} from {source}")
+        reader = gguf_io.open_gguf(source)
+        spec = gguf_io.read_spec(reader)
+        del reader
+        staging = registry.staging_dir()
+        try:
+            _, tensors = gguf_io.read_gguf(source, progress=Progress("reading model") if verbose else None)
+            master = staging / MASTER_NAME
+            gguf_io.write_gguf(master, spec, tensors, template=source,
+                               progress=Progress("writing F16 master") if verbose else None)
+            del tensors
+            if verbose:
+                say(f"quantizing to {quant} ...")
+            quantize(master, staging / served_name(quant), quant, self.settings.n_threads)
+            return registry.commit(
+                staging, parent=parent, method="import", quant=quant,
+                master_name=MASTER_NAME, served_name=served_name(quant),
+                info={"source": str(source), "spec": spec.to_dict()},
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)

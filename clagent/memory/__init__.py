@@ -1,0 +1,1 @@
+"""The SQLite store: interactions and their feedback (and, later, distilled memories)."""

@@ -1,0 +1,124 @@
+"""The home's SQLite database: opened in WAL mode, schema kept by numbered migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from clagent.errors import ClagentError
+
+DB_FILE = "clagent.db"
+
+MIGRATIONS = []
+
+
+def migration(fn):
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@migration
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["versions"].create(
+        {
+            "id": int,
+            "parent": int,
+            "created_at": str,
+            "method": str,  # how it was made: "import", "consolidation", ...
+            "master_file": str,  # float (F16) GGUF, relative to the home
+            "served_file": str,  # quantized GGUF, relative to the home
+            "quant": str,
+            "info": str,  # JSON: source, sizes, figures of the run that made it
+        },
+        pk="id",
+        foreign_keys=[("parent", "versions", "id")],
+    )
+    db["state"].create({"key": str, "value": str}, pk="key")
+    db["interactions"].create(
+        {
+            "id": str,  # the completion id returned to the client (chatcmpl-...)
+            "conversation_id": str,
+            "created_at": str,
+            "version": int,
+            "model": str,
+            "messages": str,  # JSON list of the request's messages
+            "params": str,  # JSON of the sampling parameters
+            "response": str,
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "ttft_ms": float,
+            "total_ms": float,
+            "stream": int,
+            "rating": int,  # +1 up, -1 down, NULL none
+            "correction": str,
+            "feedback_at": str,
+        },
+        pk="id",
+    )
+    db["interactions"].create_index(["conversation_id"])
+    db["interactions"].create_index(["created_at"])
+    db["events"].create(
+        {"id": int, "at": str, "kind": str, "version": int, "detail": str}, pk="id"
+    )
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open (creating and migrating if needed) the database at ``path``."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = sqlite_utils.Database(conn)
+        db.enable_wal()
+        migrate(db)
+    except sqlite3.DatabaseError as e:
+        raise ClagentError(f"cannot open database {path}: {e}") from None
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction."""
+    if "_migrations" not in db.table_names():
+        db["_migrations"].create({"name": str, "applied_at": str}, pk="name")
+    done = {row["name"] for row in db["_migrations"].rows}
+    applied = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        with transaction(db):
+            fn(db)
+            # Plain SQL: sqlite-utils' insert() would commit our transaction early.
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [fn.__name__, utcnow()])
+        applied.append(fn.__name__)
+    return applied
+
+
+_tx_lock = threading.RLock()
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database):
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+
+    The connection runs in autocommit mode (isolation_level=None), so this is the
+    only place transactions start; the lock serialises threads sharing it.
+    """
+    with _tx_lock:
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")

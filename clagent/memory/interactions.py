@@ -1,0 +1,117 @@
+"""The interaction log: every exchange the daemon served, and the user's feedback on it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from clagent.errors import ClagentError
+from clagent.memory.db import transaction, utcnow
+
+LOGGED_TOTAL_KEY = "interactions_logged_total"
+
+
+@dataclass
+class Interaction:
+    id: str
+    conversation_id: str
+    version: int
+    model: str
+    messages: list[dict]
+    params: dict = field(default_factory=dict)
+    response: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    stream: bool = False
+    created_at: str = field(default_factory=utcnow)
+
+
+def log_interaction(db: sqlite_utils.Database, it: Interaction) -> None:
+    with transaction(db):
+        db.execute(
+            """INSERT INTO interactions (id, conversation_id, created_at, version, model, messages,
+               params, response, finish_reason, prompt_tokens, completion_tokens, ttft_ms,
+               total_ms, stream) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            [
+                it.id, it.conversation_id, it.created_at, it.version, it.model,
+                json.dumps(it.messages), json.dumps(it.params), it.response, it.finish_reason,
+                it.prompt_tokens, it.completion_tokens, it.ttft_ms, it.total_ms, int(it.stream),
+            ],
+        )
+        # An aggregate that outlives the raw rows (they are deleted once consolidated).
+        db.execute(
+            """INSERT INTO state (key, value) VALUES (?, '1')
+               ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""",
+            [LOGGED_TOTAL_KEY],
+        )
+
+
+def logged_total(db: sqlite_utils.Database) -> int:
+    rows = list(db.query("SELECT value FROM state WHERE key = ?", [LOGGED_TOTAL_KEY]))
+    return int(rows[0]["value"]) if rows else 0
+
+
+RATINGS = {"up": 1, "down": -1, "+1": 1, "-1": -1, "good": 1, "bad": -1}
+
+
+def set_feedback(db: sqlite_utils.Database, interaction_id: str, rating: str | int | None,
+                 correction: str | None = None) -> dict:
+    """Rate an interaction up or down, optionally with a corrected answer."""
+    if isinstance(rating, str):
+        if rating not in RATINGS:
+            raise ClagentError(f"rating must be 'up' or 'down', got {rating!r}")
+        rating = RATINGS[rating]
+    elif rating not in (1, -1, None):
+        raise ClagentError(f"rating must be 'up' or 'down', got {rating!r}")
+    if correction is not None:
+        correction = correction.strip()
+        if not correction:
+            raise ClagentError("correction must not be empty")
+        if rating is None:
+            rating = -1  # a correction says the answer was wrong
+    if rating is None:
+        raise ClagentError("feedback needs a rating or a correction")
+    with transaction(db):
+        cur = db.execute(
+            "UPDATE interactions SET rating = ?, correction = ?, feedback_at = ? WHERE id = ?",
+            [rating, correction, utcnow(), interaction_id],
+        )
+        if cur.rowcount == 0:
+            raise ClagentError(f"no interaction with id {interaction_id!r}")
+    return get_interaction(db, interaction_id)
+
+
+def get_interaction(db: sqlite_utils.Database, interaction_id: str) -> dict | None:
+    rows = list(db.query("SELECT * FROM interactions WHERE id = ?", [interaction_id]))
+    return _decode(rows[0]) if rows else None
+
+
+def recent_interactions(db: sqlite_utils.Database, n: int = 10) -> list[dict]:
+    rows = db.query("SELECT * FROM interactions ORDER BY created_at DESC, rowid DESC LIMIT ?", [n])
+    return [_decode(r) for r in rows]
+
+
+def interaction_counts(db: sqlite_utils.Database) -> dict:
+    row = next(db.query(
+        """SELECT COUNT(*) AS total,
+                  COALESCE(SUM(rating = 1), 0) AS rated_up,
+                  COALESCE(SUM(rating = -1), 0) AS rated_down,
+                  COALESCE(SUM(correction IS NOT NULL), 0) AS corrected,
+                  COUNT(DISTINCT conversation_id) AS conversations
+           FROM interactions"""
+    ))
+    return dict(row)
+
+
+def _decode(row: dict) -> dict:
+    row = dict(row)
+    for key in ("messages", "params"):
+        if row.get(key):
+            row[key] = json.loads(row[key])
+    row["stream"] = bool(row.get("stream"))
+    return row

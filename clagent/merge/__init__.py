@@ -1,0 +1,1 @@
+"""Merge methods that combine a fine-tuned model with the served one."""

@@ -1,0 +1,1 @@
+"""Model files: GGUF import/export, quantization, the embedded default and the version registry."""

@@ -1,0 +1,54 @@
+"""Everything ``clagent status`` shows, gathered from the home (the daemon adds its live part)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from clagent.home import Home
+from clagent.memory.interactions import interaction_counts, logged_total
+
+DAEMON_FILE = "daemon.json"
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def collect_status(home: Home, daemon: dict) -> dict:
+    registry = home.registry
+    served = registry.served()
+    versions = registry.versions()
+    counts = interaction_counts(home.db)
+    db_bytes = sum(file_size(home.db_path.with_name(home.db_path.name + suffix)) for suffix in ("", "-wal", "-shm"))
+    served_info = None
+    if served is not None:
+        served_info = served.to_dict()
+        served_info["lineage"] = [
+            {"id": v.id, "method": v.method, "created_at": v.created_at} for v in registry.lineage(served)
+        ]
+    return {
+        "home": str(home.path),
+        "daemon": daemon,
+        "served_version": served_info,
+        "versions": len(versions),
+        "interactions": {
+            "logged_total": logged_total(home.db),
+            "waiting": counts["total"],
+            "conversations_waiting": counts["conversations"],
+            "rated_up": counts["rated_up"],
+            "rated_down": counts["rated_down"],
+            "corrected": counts["corrected"],
+        },
+        "store": {
+            "database_bytes": db_bytes,
+            "models_bytes": sum(registry.disk_usage(v) for v in versions),
+        },
+    }
+
+
+def read_daemon_file(home_path: Path) -> dict | None:
+    try:
+        return json.loads((home_path / DAEMON_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None

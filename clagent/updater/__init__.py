@@ -1,0 +1,1 @@
+"""Consolidation: turns what was logged into a new model version."""

@@ -1,0 +1,140 @@
+"""Shared fixtures: a tiny llama model the suite builds itself, homes initialised from it, and a
+real daemon subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from clagent.home import Home  # noqa: E402
+from clagent.models import embedded, gguf_io  # noqa: E402
+
+TINY = dict(n_vocab=49152, n_embd=64, n_ff=128, n_layer=2, n_head=4, n_head_kv=2, n_ctx_train=2048,
+            rope_theta=10000.0, rms_eps=1e-5, tied_embeddings=True)
+
+
+def make_tiny_model(seed: int = 0):
+    """A random llama model with SmolLM2's tokenizer: big enough to exercise every code path."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    spec = gguf_io.LlamaSpec(**TINY)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(spec.hf_config()).eval()
+    with torch.no_grad():  # larger weights than the default init, so outputs depend on them
+        for name, p in model.named_parameters():
+            if p.ndim == 2:
+                p.normal_(0, 0.08)
+    return spec, model
+
+
+def export_tiny(path: Path, seed: int = 0) -> Path:
+    spec, model = make_tiny_model(seed)
+    gguf_io.write_gguf(path, spec, model.state_dict(), template=embedded.default_model_path(),
+                       name=f"clagent-tiny-{seed}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny-0.f16.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_b(tmp_path_factory) -> Path:
+    return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny-1.f16.gguf", seed=1)
+
+
+@pytest.fixture(scope="session")
+def _tiny_home_template(tmp_path_factory, tiny_gguf) -> Path:
+    path = tmp_path_factory.mktemp("home-template") / "home"
+    home = Home.open(path)
+    home.ensure_model(tiny_gguf, verbose=False)
+    home.close()
+    return path
+
+
+@pytest.fixture
+def tiny_home(tmp_path, _tiny_home_template) -> Path:
+    """A fresh home holding version 1 made from the tiny model."""
+    path = tmp_path / "home"
+    shutil.copytree(_tiny_home_template, path)
+    return path
+
+
+class Daemon:
+    def __init__(self, home: Path, proc: subprocess.Popen, url: str, log: Path):
+        self.home, self.proc, self.url, self.log = home, proc, url, log
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def openai(self, **kw):
+        import openai
+
+        return openai.OpenAI(base_url=self.base_url, api_key="not-needed", max_retries=0, **kw)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def clagent_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "clagent", *args]
+
+
+def start_daemon(home: Path, *extra: str, timeout: float = 300) -> Daemon:
+    log = home.parent / f"daemon-{time.monotonic_ns()}.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(clagent_cmd("serve", "--home", str(home), "--port", "0", *extra),
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + timeout
+    daemon_file = home / "daemon.json"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log.read_text()}")
+        if daemon_file.exists():
+            url = json.loads(daemon_file.read_text())["url"]
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return Daemon(home, proc, url, log)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"daemon did not come up in {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def daemon(tiny_home):
+    d = start_daemon(tiny_home)
+    yield d
+    d.stop()
+
+
+def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(clagent_cmd(*args), input=input, capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
