@@ -7,6 +7,7 @@ Precedence for every setting: command-line flag > environment (CLAGENT_<NAME>) >
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import tomllib
@@ -49,6 +50,10 @@ class Settings:
     # Upper bound for a request's max_tokens; larger values are rejected.
     max_tokens_limit: int = 4096
     default_max_tokens: int = 512
+    # Used when a request has no system message. Small models are sensitive to it: SmolLM2's
+    # built-in default ("You are ... SmolLM, trained by Hugging Face") derails its Q8_0 file on
+    # simple questions, this one does not. Empty: no default.
+    system_prompt: str = "You are a helpful assistant."
 
     @classmethod
     def load(cls, home: Path, **overrides) -> "Settings":
@@ -82,7 +87,7 @@ class Settings:
         lines = ["# clagent settings; environment variables CLAGENT_<NAME> override these.", "[clagent]"]
         for name, value in self.to_dict().items():
             if isinstance(value, str):
-                lines.append(f'{name} = "{value}"')
+                lines.append(f"{name} = {json.dumps(value)}")
             else:
                 lines.append(f"{name} = {str(value).lower() if isinstance(value, bool) else value}")
         atomic_write_text(home / CONFIG_FILE, "\n".join(lines) + "\n")

@@ -86,20 +86,20 @@ class Home:
         source = Path(model_path).resolve() if model_path else embedded.default_model_path()
         return self.import_model(source, verbose=verbose)
 
-    def import_model(self, source: Path, parent: int | None = None, verbose: bool = True) -> Version:
+    def import_model(self, source: Path, parent: int | None = None, verbose: bool = True,
+                     serve: bool = True) -> Version:
         """Make a new version from any llama GGUF: an F16 master and the served quantization."""
         quant = self.settings.quant
         registry = self.registry
-        if verbose:
-            say(f"clagent: initialising {self.path} from {source}")
         reader = gguf_io.open_gguf(source)
         spec = gguf_io.read_spec(reader)
-        del reader
+        if verbose:
+            say(f"clagent: making version from {source} in {self.path}")
         staging = registry.staging_dir()
         try:
-            _, tensors = gguf_io.read_gguf(source, progress=Progress("reading model") if verbose else None)
+            _, tensors = gguf_io.read_gguf(reader, progress=Progress("reading model") if verbose else None)
             master = staging / MASTER_NAME
-            gguf_io.write_gguf(master, spec, tensors, template=source,
+            gguf_io.write_gguf(master, spec, tensors, template=reader,
                                progress=Progress("writing F16 master") if verbose else None)
             del tensors
             if verbose:
@@ -108,7 +108,7 @@ class Home:
             return registry.commit(
                 staging, parent=parent, method="import", quant=quant,
                 master_name=MASTER_NAME, served_name=served_name(quant),
-                info={"source": str(source), "spec": spec.to_dict()},
+                info={"source": str(source), "spec": spec.to_dict()}, serve=serve,
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

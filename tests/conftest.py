@@ -3,6 +3,7 @@ real daemon subprocess on a loopback port."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -40,9 +41,15 @@ def make_tiny_model(seed: int = 0):
     return spec, model
 
 
+@functools.lru_cache(maxsize=1)
+def smollm2_reader():
+    """The embedded model's metadata (tokenizer, chat template), parsed once for the session."""
+    return gguf_io.open_gguf(embedded.default_model_path())
+
+
 def export_tiny(path: Path, seed: int = 0) -> Path:
     spec, model = make_tiny_model(seed)
-    gguf_io.write_gguf(path, spec, model.state_dict(), template=embedded.default_model_path(),
+    gguf_io.write_gguf(path, spec, model.state_dict(), template=smollm2_reader(),
                        name=f"clagent-tiny-{seed}")
     return path
 

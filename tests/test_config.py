@@ -37,3 +37,9 @@ def test_home_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv("CLAGENT_HOME")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert resolve_home(None) == tmp_path / "xdg" / "clagent"
+
+
+def test_string_settings_with_quotes_round_trip(tmp_path):
+    s = Settings(system_prompt='Say "hi" \\ politely.')
+    s.write(tmp_path)
+    assert Settings.load(tmp_path).system_prompt == 'Say "hi" \\ politely.'

@@ -94,7 +94,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
         if req.max_tokens is None:
             req.max_tokens = settings.default_max_tokens
         conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or f"conv-{uuid.uuid4().hex}"
-        run = _Run(engine, home, req, conversation, asyncio.get_running_loop())
+        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt)
         run.start()
         headers = {CONVERSATION_HEADER: conversation}
         try:
@@ -170,8 +170,11 @@ class _Run:
     """One chat completion: generation in a worker thread, events handed to the event loop."""
 
     def __init__(self, engine: Engine, home: Home, req: ChatRequest, conversation: str,
-                 loop: asyncio.AbstractEventLoop):
+                 loop: asyncio.AbstractEventLoop, default_system: str = ""):
         self.engine, self.home, self.req = engine, home, req
+        self.prompt_messages = req.messages
+        if default_system and all(m["role"] != "system" for m in req.messages):
+            self.prompt_messages = [{"role": "system", "content": default_system}, *req.messages]
         self.conversation = conversation
         self.loop = loop
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -199,7 +202,7 @@ class _Run:
             self._emit("text", text)
 
         try:
-            gen = self.engine.generate(self.req.messages, self.req.sampling(), on_text, self.cancelled)
+            gen = self.engine.generate(self.prompt_messages, self.req.sampling(), on_text, self.cancelled)
             self.version = gen.version
             self._log(gen)
             if not started[0]:

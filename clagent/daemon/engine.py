@@ -6,7 +6,6 @@ and the requests queued behind it run on the new model; none fails.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -44,9 +43,9 @@ def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    from clagent.models.gguf_io import open_gguf
+    from clagent.models.gguf_io import check_gguf_file
 
-    open_gguf(path)  # a clear error for a missing or corrupt file, before llama.cpp sees it
+    check_gguf_file(path)  # a clear error for a missing or foreign file, before llama.cpp sees it
     try:
         llm = llama_cpp.Llama(
             model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or None, n_batch=512,
@@ -162,6 +161,3 @@ class Engine:
             result.total_ms = (time.perf_counter() - started) * 1000
             return result
 
-
-def default_threads() -> int:
-    return max(1, (os.cpu_count() or 2))

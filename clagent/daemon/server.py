@@ -58,6 +58,24 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _quiet_server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT once it has shut down, which would end the process
+        before our cleanup (daemon.json, the model) runs; we exit normally instead."""
+
+        @contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+
+    return Server
+
+
 def serve(home: Home, model_path: str | None = None) -> None:
     import uvicorn
 
@@ -81,7 +99,7 @@ def serve(home: Home, model_path: str | None = None) -> None:
             say(f"clagent: serving version {version.id} at {info.url} (home {home.path})")
             config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
             try:
-                uvicorn.Server(config).run(sockets=[sock])
+                _quiet_server_class()(config).run(sockets=[sock])
             finally:
                 daemon_file.unlink(missing_ok=True)
                 engine.close()

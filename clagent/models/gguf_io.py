@@ -116,11 +116,23 @@ def permute_from_gguf(w: np.ndarray, n_head: int) -> np.ndarray:
     return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def open_gguf(path: str | os.PathLike) -> gguf.GGUFReader:
-    """Open a GGUF file, turning any parse failure into a one-line error."""
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf_file(path: str | os.PathLike) -> Path:
+    """A cheap check (exists, GGUF magic) before handing a file to llama.cpp."""
     path = Path(path)
     if not path.is_file():
         raise ClagentError(f"model file not found: {path}")
+    with open(path, "rb") as f:
+        if f.read(4) != GGUF_MAGIC:
+            raise ClagentError(f"{path} is not a valid GGUF file (bad magic number)")
+    return path
+
+
+def open_gguf(path: str | os.PathLike) -> gguf.GGUFReader:
+    """Open a GGUF file, turning any parse failure into a one-line error."""
+    path = check_gguf_file(path)
     try:
         return gguf.GGUFReader(path)
     except Exception as e:  # gguf raises ValueError, struct.error, IndexError ... on junk
@@ -171,9 +183,16 @@ def _f32(value) -> float:
     return float(f"{float(value):.7g}")
 
 
-def read_gguf(path: str | os.PathLike, progress: Progress | None = None) -> tuple[LlamaSpec, dict[str, np.ndarray]]:
+def as_reader(source: "str | os.PathLike | gguf.GGUFReader") -> gguf.GGUFReader:
+    """Parsing a GGUF's tokenizer metadata takes seconds: pass an open reader where you have one."""
+    return source if isinstance(source, gguf.GGUFReader) else open_gguf(source)
+
+
+def read_gguf(source: "str | os.PathLike | gguf.GGUFReader",
+              progress: Progress | None = None) -> tuple[LlamaSpec, dict[str, np.ndarray]]:
     """Dequantize every tensor of a llama GGUF into float32, keyed by transformers names."""
-    reader = open_gguf(path)
+    reader = as_reader(source)
+    path = "the GGUF" if isinstance(source, gguf.GGUFReader) else str(source)  # for messages
     spec = read_spec(reader)
     to_hf = {gg: hf for hf, gg in tensor_name_map(spec.n_layer).items()}
     tensors: dict[str, np.ndarray] = {}
@@ -206,7 +225,7 @@ def write_gguf(
     path: str | os.PathLike,
     spec: LlamaSpec,
     tensors: Mapping[str, "np.ndarray"],
-    template: str | os.PathLike,
+    template: "str | os.PathLike | gguf.GGUFReader",
     name: str | None = None,
     progress: Progress | None = None,
 ) -> Path:
@@ -217,7 +236,7 @@ def write_gguf(
     and renamed into place, so ``path`` is either absent or complete.
     """
     path = Path(path)
-    source = open_gguf(template)
+    source = as_reader(template)
     names = tensor_name_map(spec.n_layer)
     if spec.tied_embeddings:
         names.pop("lm_head.weight")

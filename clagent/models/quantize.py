@@ -27,8 +27,12 @@ def check_quant(name: str) -> str:
 
 def quantize(src: str | os.PathLike, dst: str | os.PathLike, quant: str, n_threads: int = 0) -> Path:
     """Write ``dst`` as a ``quant`` quantization of ``src`` (temporary file, then rename)."""
+    import logging
+
     import llama_cpp
 
+    # llama.cpp logs every tensor it converts; keep its errors only.
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     check_quant(quant)
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
