@@ -54,6 +54,13 @@ class Settings:
     # built-in default ("You are ... SmolLM, trained by Hugging Face") derails its Q8_0 file on
     # simple questions, this one does not. Empty: no default.
     system_prompt: str = "You are a helpful assistant."
+    # Fast memory: facts, preferences, lessons and instructions put into the system prompt.
+    memory_enabled: bool = True
+    memory_max_items: int = 3  # a 135M model answers best with few, relevant facts
+    memory_token_budget: int = 200
+    memory_min_similarity: float = 0.35  # cosine floor: below it a memory is not relevant
+    memory_margin: float = 0.15  # and no further than this below the best match
+    memory_dedupe_similarity: float = 0.92  # a new memory this close to an old one updates it
 
     @classmethod
     def load(cls, home: Path, **overrides) -> "Settings":

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from clagent.home import Home
+from clagent.memory import store as memory_store
 from clagent.memory.interactions import interaction_counts, logged_total
 
 DAEMON_FILE = "daemon.json"
@@ -15,7 +16,7 @@ def file_size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def collect_status(home: Home, daemon: dict) -> dict:
+def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None) -> dict:
     registry = home.registry
     served = registry.served()
     versions = registry.versions()
@@ -39,6 +40,10 @@ def collect_status(home: Home, daemon: dict) -> dict:
             "rated_up": counts["rated_up"],
             "rated_down": counts["rated_down"],
             "corrected": counts["corrected"],
+        },
+        "memory": {
+            "enabled": home.settings.memory_enabled if memory_enabled is None else memory_enabled,
+            **memory_store.counts(home.db),
         },
         "store": {
             "database_bytes": db_bytes,

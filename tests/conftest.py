@@ -81,6 +81,23 @@ def tiny_home(tmp_path, _tiny_home_template) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def _smollm2_home_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("smollm2-template") / "home"
+    home = Home.open(path)
+    home.ensure_model(verbose=False)
+    home.close()
+    return path
+
+
+@pytest.fixture
+def smollm2_home(tmp_path, _smollm2_home_template) -> Path:
+    """A fresh home holding version 1 made from the embedded SmolLM2."""
+    path = tmp_path / "home"
+    shutil.copytree(_smollm2_home_template, path)
+    return path
+
+
 class Daemon:
     def __init__(self, home: Path, proc: subprocess.Popen, url: str, log: Path):
         self.home, self.proc, self.url, self.log = home, proc, url, log

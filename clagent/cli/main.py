@@ -127,5 +127,10 @@ def logs(home, count, as_json):
     click.echo(json.dumps(rows, indent=2) if as_json else render.logs(rows))
 
 
+from clagent.cli.memory import memory  # noqa: E402
+
+cli.add_command(memory)
+
+
 def main():
     cli()

@@ -37,6 +37,11 @@ def status(d: dict) -> str:
     lines.append(f"logged:    {i['logged_total']} interactions in all; {i['waiting']} waiting for "
                  f"consolidation ({i['conversations_waiting']} conversations)")
     lines.append(f"feedback:  {i['rated_up']} up, {i['rated_down']} down, {i['corrected']} corrected")
+    m = d.get("memory")
+    if m:
+        by_kind = ", ".join(f"{n} {k}" for k, n in sorted(m["active"].items())) or "none yet"
+        state = "" if m["enabled"] else " (switched off)"
+        lines.append(f"memory:    {m['total_active']} active ({by_kind}); {m['superseded']} superseded{state}")
     s = d["store"]
     lines.append(f"store:     database {human_bytes(s['database_bytes'])}, models {human_bytes(s['models_bytes'])}")
     return "\n".join(lines)

@@ -21,11 +21,16 @@ from clagent.daemon.errors import APIError, error_response
 from clagent.daemon.schemas import ChatRequest, parse_chat_request
 from clagent.errors import ClagentError
 from clagent.home import Home
+from clagent.memory import store as memory_store
 from clagent.memory.interactions import Interaction, get_interaction, log_interaction, set_feedback
+from clagent.memory.manager import MemoryManager, Recall
+from clagent.memory.retrieve import with_memory
 from clagent.status import collect_status
 
 MODEL_ALIAS = "clagent"
 CONVERSATION_HEADER = "x-clagent-conversation"
+MEMORY_HEADER = "x-clagent-memory"  # "off" disables memory for one request
+MEMORIES_USED_HEADER = "x-clagent-memories-used"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
@@ -37,7 +42,7 @@ class DaemonInfo:
     started_monotonic: float = field(default_factory=time.monotonic)
 
 
-def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
+def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManager | None = None) -> FastAPI:
     app = FastAPI(title="clagent", version="1", docs_url=None, redoc_url=None)
     settings = home.settings
     # Serialises the daemon's model-switching actions (swap), not generation.
@@ -94,9 +99,10 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
         if req.max_tokens is None:
             req.max_tokens = settings.default_max_tokens
         conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or f"conv-{uuid.uuid4().hex}"
-        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt)
+        if request.headers.get(MEMORY_HEADER, "").lower() in ("off", "0", "false", "no"):
+            req.memory = False
+        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt, memory)
         run.start()
-        headers = {CONVERSATION_HEADER: conversation}
         try:
             kind, payload = await run.events.get()
         except asyncio.CancelledError:
@@ -104,6 +110,8 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
             raise
         if kind == "error":
             return payload.response()
+        headers = {CONVERSATION_HEADER: conversation,
+                   MEMORIES_USED_HEADER: ",".join(str(i) for i in run.recall.ids)}
         if req.stream:
             return StreamingResponse(run.sse(payload), media_type="text/event-stream", headers=headers)
         try:
@@ -114,7 +122,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
 
     @app.get("/v1/clagent/status")
     def status():
-        return collect_status(home, daemon={
+        return collect_status(home, memory_enabled=memory is not None, daemon={
             "running": True, "pid": info.pid, "url": info.url, "started_at": info.started_at,
             "uptime_s": round(time.monotonic() - info.started_monotonic, 1),
             "served_version": engine.version,
@@ -137,7 +145,69 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo) -> FastAPI:
             row = await asyncio.to_thread(set_feedback, home.db, interaction_id, rating, correction)
         except ClagentError as e:
             raise APIError(400, str(e), param="rating") from None
-        return {"interaction_id": interaction_id, "rating": row["rating"], "correction": row["correction"]}
+        result = {"interaction_id": interaction_id, "rating": row["rating"], "correction": row["correction"],
+                  "lesson": None}
+        question = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "user"), None)
+        if memory is not None and row["correction"] and question:
+            try:
+                added = await asyncio.to_thread(memory.learn_from_feedback, question, row["correction"], interaction_id)
+                result["lesson"] = added.to_dict()
+            except ClagentError as e:
+                raise APIError(400, str(e), param="correction") from None
+        return result
+
+    # -- memories ------------------------------------------------------------------------------
+    def need_memory() -> MemoryManager:
+        if memory is None:
+            raise APIError(409, "memory is switched off in this daemon's settings (memory_enabled = false)")
+        return memory
+
+    @app.get("/v1/clagent/memories")
+    def list_memories(search: str | None = None, kind: str | None = None, status: str = "active",
+                      limit: int = 100):
+        if status not in ("active", "superseded", "all"):
+            raise APIError(400, "'status' must be active, superseded or all", param="status")
+        if not 1 <= limit <= 10000:
+            raise APIError(400, "'limit' must be between 1 and 10000", param="limit")
+        try:
+            if search is not None:
+                return {"data": need_memory().search(search, limit)}
+            rows = memory_store.listing(home.db, status, kind, limit)
+        except ClagentError as e:
+            raise APIError(400, str(e), param="search") from None
+        return {"data": [memory_store.public(r) for r in rows]}
+
+    @app.post("/v1/clagent/memories", status_code=201)
+    async def add_memory(request: Request):
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object")
+        manager = need_memory()
+        try:
+            added = await asyncio.to_thread(manager.add, body.get("text"), body.get("kind"), "api")
+        except ClagentError as e:
+            raise APIError(400, str(e), param="text" if "kind" not in str(e) else "kind") from None
+        return added.to_dict()
+
+    @app.delete("/v1/clagent/memories/{memory_id}")
+    def delete_memory(memory_id: int):
+        try:
+            return {"deleted": need_memory().forget([memory_id])}
+        except ClagentError as e:
+            raise APIError(404, str(e), param="id") from None
+
+    @app.post("/v1/clagent/memories/forget")
+    async def forget_memories(request: Request):
+        body = await json_body(request)
+        match = body.get("match") if isinstance(body, dict) else None
+        if not isinstance(match, str):
+            raise APIError(400, "'match' (text the memories to forget contain) is required", param="match")
+        manager = need_memory()
+        try:
+            return {"deleted": await asyncio.to_thread(manager.forget_matching, match)}
+        except ClagentError as e:
+            status = 404 if str(e).startswith("no memory") else 400
+            raise APIError(status, str(e), param="match") from None
 
     @app.post("/v1/clagent/swap")
     async def swap(request: Request):
@@ -170,11 +240,11 @@ class _Run:
     """One chat completion: generation in a worker thread, events handed to the event loop."""
 
     def __init__(self, engine: Engine, home: Home, req: ChatRequest, conversation: str,
-                 loop: asyncio.AbstractEventLoop, default_system: str = ""):
+                 loop: asyncio.AbstractEventLoop, default_system: str = "", memory: MemoryManager | None = None):
         self.engine, self.home, self.req = engine, home, req
-        self.prompt_messages = req.messages
-        if default_system and all(m["role"] != "system" for m in req.messages):
-            self.prompt_messages = [{"role": "system", "content": default_system}, *req.messages]
+        self.default_system = default_system
+        self.memory = memory
+        self.recall = Recall()
         self.conversation = conversation
         self.loop = loop
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -202,9 +272,18 @@ class _Run:
             self._emit("text", text)
 
         try:
-            gen = self.engine.generate(self.prompt_messages, self.req.sampling(), on_text, self.cancelled)
+            messages = self.req.messages
+            last_user = messages[-1]["content"] if messages[-1]["role"] == "user" else None
+            if self.memory is not None and self.req.memory and last_user:
+                self.recall = self._recall(last_user)
+            if not any(m["role"] == "system" for m in messages) and self.default_system and not self.recall.block:
+                messages = [{"role": "system", "content": self.default_system}, *messages]
+            messages = with_memory(messages, self.recall.block, self.default_system)
+            gen = self.engine.generate(messages, self.req.sampling(), on_text, self.cancelled)
             self.version = gen.version
             self._log(gen)
+            if self.memory is not None and last_user:
+                self._learn(last_user)
             if not started[0]:
                 self._emit("start")
             self._emit("done", gen)
@@ -214,14 +293,29 @@ class _Run:
             traceback.print_exception(e, file=sys.stderr)
             self._emit("error", APIError(500, f"generation failed: {type(e).__name__}"))
 
+    def _recall(self, query: str) -> Recall:
+        try:
+            return self.memory.recall(query, self.engine.count_tokens)
+        except ClagentError as e:  # memory failing must not fail the chat
+            print(f"clagent: memory recall failed: {e}", file=sys.stderr)
+            return Recall()
+
+    def _learn(self, text: str) -> None:
+        try:
+            self.memory.learn_from_message(text, self.id)
+        except ClagentError as e:
+            print(f"clagent: memory not updated: {e}", file=sys.stderr)
+
     def _log(self, gen: Generation) -> None:
         log_interaction(self.home.db, Interaction(
             id=self.id, conversation_id=self.conversation, version=gen.version,
             model=f"{MODEL_ALIAS}-v{gen.version}", messages=self.req.messages, params=self.req.sampling(),
             response=gen.text, finish_reason=gen.finish_reason, prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens, ttft_ms=gen.ttft_ms, total_ms=gen.total_ms,
-            stream=self.req.stream,
+            stream=self.req.stream, memory_ids=self.recall.ids,
         ))
+        if self.recall.ids:
+            self.memory.mark_used(self.recall.ids)
 
     async def finish(self) -> Generation:
         while True:
@@ -240,6 +334,7 @@ class _Run:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": gen.text},
                          "finish_reason": gen.finish_reason, "logprobs": None}],
             "usage": _usage(gen), "conversation_id": self.conversation,
+            "memories_used": [{"id": h.id, "kind": h.kind, "text": h.text} for h in self.recall.used],
         }
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> str:

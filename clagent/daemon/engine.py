@@ -19,6 +19,7 @@ from clagent.errors import ClagentError
 @dataclass
 class Loaded:
     llm: object  # llama_cpp.Llama
+    vocab: object  # a vocab-only llama_cpp.Llama: tokenizes without the lock, never closed mid-use
     version: int
     path: Path
     formatter: object  # llama_cpp.llama_chat_format.Jinja2ChatFormatter
@@ -53,6 +54,7 @@ def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
         )
     except Exception as e:  # llama.cpp reports load failures as ValueError without detail
         raise ClagentError(f"llama.cpp could not load {path}: {e}") from None
+    vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
         raise ClagentError(f"{path} has no chat template in its metadata")
@@ -63,7 +65,7 @@ def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
         eos_token=llm._model.token_get_text(eos_id) if eos_id != -1 else "",
         bos_token=llm._model.token_get_text(bos_id) if bos_id != -1 else "",
     )
-    return Loaded(llm=llm, version=version, path=path, formatter=formatter, eos_token_id=eos_id)
+    return Loaded(llm=llm, vocab=vocab, version=version, path=path, formatter=formatter, eos_token_id=eos_id)
 
 
 class Engine:
@@ -89,6 +91,14 @@ class Engine:
             old, self._loaded = self._loaded, new
         if old is not None:
             old.llm.close()
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` for the served model (no lock: it uses the vocab-only instance, which
+        a swap replaces but does not close)."""
+        loaded = self._loaded
+        if loaded is None:
+            return len(text) // 3 + 1
+        return len(loaded.vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def close(self) -> None:
         with self._lock:

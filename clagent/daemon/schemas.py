@@ -24,6 +24,7 @@ class ChatRequest:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     conversation_id: str | None = None
+    memory: bool = True  # put memories into the prompt (False: the model's weights alone)
 
     def sampling(self) -> dict:
         return {
@@ -113,7 +114,11 @@ def parse_chat_request(body: Any, max_tokens_limit: int) -> ChatRequest:
     if conversation_id is not None and (not isinstance(conversation_id, str) or not 0 < len(conversation_id) <= 200):
         raise APIError(400, "'conversation_id' must be a non-empty string of at most 200 characters",
                        param="conversation_id")
+    memory = body.get("memory", True)
+    if not isinstance(memory, bool):
+        raise APIError(400, "'memory' must be a boolean", param="memory")
     return ChatRequest(
+        memory=memory,
         messages=parse_messages(body.get("messages")),
         model=model,
         stream=stream,

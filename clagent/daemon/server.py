@@ -94,7 +94,13 @@ def serve(home: Home, model_path: str | None = None) -> None:
             port = sock.getsockname()[1]
             host = settings.host if ":" not in settings.host else f"[{settings.host}]"
             info = DaemonInfo(pid=os.getpid(), url=f"http://{host}:{port}", started_at=utcnow())
-            app = create_app(home, engine, info)
+            memory = None
+            if settings.memory_enabled:
+                from clagent.memory.manager import MemoryManager
+
+                memory = MemoryManager(home.db, settings)
+                memory.load_in_background()  # the embedding model takes seconds to import
+            app = create_app(home, engine, info, memory)
             daemon_file = home.path / DAEMON_FILE
             atomic_write_text(daemon_file, json.dumps(
                 {"pid": info.pid, "url": info.url, "started_at": info.started_at}))

@@ -72,6 +72,36 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m002_memories(db: sqlite_utils.Database) -> None:
+    db["memories"].create(
+        {
+            "id": int,
+            "text": str,  # as injected into the prompt (third person: "The user's dog is ...")
+            "index_text": str,  # what is embedded and matched (close to how the user says it)
+            "kind": str,  # fact | preference | lesson | instruction
+            "key": str,  # what the memory is about; a newer memory with the same key supersedes
+            "status": str,  # active | superseded
+            "superseded_by": int,
+            "source": str,  # chat | feedback | explicit | api | cli
+            "source_interaction": str,
+            "question": str,  # for lessons: the question the correction answers
+            "created_at": str,
+            "updated_at": str,
+            "use_count": int,
+            "last_used_at": str,
+            "embedding": bytes,  # float32, L2-normalised
+            "consolidated_version": int,  # the model version that absorbed it (consolidation)
+        },
+        pk="id",
+        not_null={"text", "kind", "status", "created_at", "updated_at"},
+        defaults={"status": "active", "use_count": 0},
+    )
+    db["memories"].create_index(["status", "kind"])
+    db["memories"].create_index(["key"])
+    db["interactions"].add_column("memory_ids", str)
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating if needed) the database at ``path``."""
     try:

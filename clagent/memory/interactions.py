@@ -28,6 +28,7 @@ class Interaction:
     ttft_ms: float | None = None
     total_ms: float | None = None
     stream: bool = False
+    memory_ids: list[int] = field(default_factory=list)
     created_at: str = field(default_factory=utcnow)
 
 
@@ -36,11 +37,12 @@ def log_interaction(db: sqlite_utils.Database, it: Interaction) -> None:
         db.execute(
             """INSERT INTO interactions (id, conversation_id, created_at, version, model, messages,
                params, response, finish_reason, prompt_tokens, completion_tokens, ttft_ms,
-               total_ms, stream) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               total_ms, stream, memory_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             [
                 it.id, it.conversation_id, it.created_at, it.version, it.model,
                 json.dumps(it.messages), json.dumps(it.params), it.response, it.finish_reason,
                 it.prompt_tokens, it.completion_tokens, it.ttft_ms, it.total_ms, int(it.stream),
+                json.dumps(it.memory_ids),
             ],
         )
         # An aggregate that outlives the raw rows (they are deleted once consolidated).
@@ -110,7 +112,7 @@ def interaction_counts(db: sqlite_utils.Database) -> dict:
 
 def _decode(row: dict) -> dict:
     row = dict(row)
-    for key in ("messages", "params"):
+    for key in ("messages", "params", "memory_ids"):
         if row.get(key):
             row[key] = json.loads(row[key])
     row["stream"] = bool(row.get("stream"))
