@@ -30,7 +30,7 @@ def test_index_matches_brute_force_through_adds_and_removes():
     expected = ids[np.argsort(-sims)][:10].tolist()
     got = idx.search(q, 10)
     assert [i for i, _ in got] == expected
-    assert np.allclose([s for _, s in got], np.sort(sims)[::-1][:10], atol=1e-6)
+    assert np.allclose([s for _, s in got], np.sort(sims)[::-1][:10], atol=2e-3)  # float16 storage
     assert VectorIndex(8).search(q, 5) == []
 
 

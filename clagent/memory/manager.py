@@ -167,8 +167,10 @@ class MemoryManager:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        return list(self.db.query(
-            f"SELECT id, kind, text, updated_at, use_count FROM memories WHERE status = 'active' AND id IN ({marks})", ids))
+        # By primary key only: with "status = 'active'" in the WHERE clause SQLite picks the status
+        # index and walks every active row.
+        rows = self.db.query(f"SELECT id, kind, text, status, updated_at, use_count FROM memories WHERE id IN ({marks})", ids)
+        return [r for r in rows if r["status"] == "active"]
 
     def mark_used(self, ids: list[int]) -> None:
         store.mark_used(self.db, ids)
