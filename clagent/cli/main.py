@@ -127,6 +127,35 @@ def logs(home, count, as_json):
     click.echo(json.dumps(rows, indent=2) if as_json else render.logs(rows))
 
 
+@cli.command()
+@home_option
+@click.option("--dry-run", is_flag=True, help="Show what would be learned, change nothing.")
+@click.option("--max-steps", type=click.IntRange(1, 100000), default=None, help="Training steps at most.")
+@click.option("--max-seconds", type=click.FloatRange(1, None), default=None, help="Training time at most.")
+@click.option("--method", default=None, help="Merge method (default: the merge_method setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def consolidate(home, dry_run, max_steps, max_seconds, method, as_json):
+    """Train the slow weights on what was logged and learned, and serve the result as a new version."""
+    from clagent.merge import METHODS
+    from clagent.updater.pipeline import consolidate as run
+
+    if method is not None and method not in METHODS:
+        raise ClagentError(f"unknown merge method {method!r}; choose one of {', '.join(sorted(METHODS))}")
+    h = Home.open(home, create=False)
+    out = run(h, dry_run=dry_run, max_steps=max_steps, max_seconds=max_seconds, method=method, verbose=not as_json)
+    if as_json:
+        click.echo(json.dumps({"status": out.status, "version": out.version, "parent": out.parent,
+                               "message": out.message, "info": out.info}, indent=2))
+        return
+    click.echo(out.message)
+    if out.status in ("committed", "gate_failed"):
+        click.echo(render.consolidation(out.info))
+    elif out.status == "dry_run":
+        click.echo(json.dumps(out.info["data"]))
+    if out.status == "gate_failed":
+        sys.exit(2)
+
+
 from clagent.cli.memory import memory  # noqa: E402
 
 cli.add_command(memory)

@@ -78,3 +78,31 @@ def logs(rows: list[dict]) -> str:
         if r.get("correction"):
             out.append(textwrap.shorten(f"  correction: {r['correction']}", width=78, placeholder=" ..."))
     return "\n".join(out)
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    if not values:
+        return ""
+    if len(values) > width:
+        step = len(values) / width
+        values = [values[int(i * step)] for i in range(width)]
+    lo, hi = min(values), max(values)
+    bars = "▁▂▃▄▅▆▇█"
+    return "".join(bars[int((v - lo) / (hi - lo + 1e-12) * (len(bars) - 1))] for v in values)
+
+
+def consolidation(info: dict) -> str:
+    t, g, d = info["train"], info["gate"], info["data"]
+    lines = [
+        f"data:      {d['memories']} memories, {d['corrections']} corrections, "
+        f"{d['interaction_examples']} interactions, {d.get('replay', 0)} replayed -> {d['examples']} examples",
+        f"training:  {t['steps']} steps on {t['device']} in {t['seconds']:.0f}s "
+        f"({t['tokens_per_second']:.0f} tokens/s), loss {t['losses'][0]:.2f} -> {t['losses'][-1]:.2f}",
+        f"loss:      {sparkline(t['losses'])}",
+        f"merge:     {info['merge']['method']}",
+    ]
+    acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
+    drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"
+    lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}")
+    lines.append("stages:    " + ", ".join(f"{k} {v:.0f}s" for k, v in info["seconds"].items()))
+    return "\n".join(lines)

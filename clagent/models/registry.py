@@ -99,8 +99,12 @@ class Registry:
         return path
 
     def commit(self, staging: Path, *, parent: int | None, method: str, quant: str,
-               master_name: str | None, served_name: str, info: dict, serve: bool = True) -> Version:
-        """Register the finished files in ``staging`` as the next version (and serve it)."""
+               master_name: str | None, served_name: str, info: dict, serve: bool = True,
+               inside=None) -> Version:
+        """Register the finished files in ``staging`` as the next version (and serve it).
+
+        ``inside(db, version_id)`` runs in the same transaction (consolidation deletes the raw data
+        it consumed there, so that happens if and only if the version exists)."""
         with transaction(self.db):
             next_id = next(self.db.query("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM versions"))["n"]
             final = self.models_dir / f"v{next_id}"
@@ -119,6 +123,8 @@ class Registry:
                 if serve:
                     self._set_served(next_id)
                 self._event("version_created", next_id, {"method": method, "parent": parent})
+                if inside is not None:
+                    inside(self.db, next_id)
             except BaseException:
                 shutil.rmtree(final, ignore_errors=True)
                 raise

@@ -1,0 +1,239 @@
+"""Consolidation: dataset -> LoRA training -> merge -> export and quantize -> gate -> commit.
+
+Until the commit nothing outside a staging folder changes. The commit is one SQLite transaction:
+the new version's row, the served pointer, the deletion of the raw interactions it consumed and
+the marking of the memories it absorbed. A process killed at any point leaves the home exactly as
+before or exactly as after; leftovers (a staging folder) are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clagent.errors import ClagentError
+from clagent.home import MASTER_NAME, Home, served_name
+from clagent.memory.db import utcnow
+from clagent.memory.interactions import get_interaction
+from clagent.progress import Progress, say
+
+LOCK_FILE = "consolidate.lock"
+
+
+@dataclass
+class Outcome:
+    status: str  # committed | nothing | gate_failed | dry_run
+    version: int | None = None
+    parent: int | None = None
+    info: dict = field(default_factory=dict)
+    message: str = ""
+
+
+@contextmanager
+def consolidation_lock(home: Path):
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClagentError("a consolidation is already running on this home") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _stage(name: str, verbose: bool) -> None:
+    if verbose:
+        say(f"consolidate: {name}")
+
+
+def pending(home: Home) -> tuple[list[dict], list[dict]]:
+    """The raw interactions and unabsorbed memories a consolidation would learn from."""
+    ids = [r["id"] for r in home.db.query("SELECT id FROM interactions ORDER BY created_at")]
+    interactions = [get_interaction(home.db, i) for i in ids]
+    memories = list(home.db.query(
+        """SELECT id, text, kind, key, question FROM memories
+           WHERE status = 'active' AND consolidated_version IS NULL AND kind != 'instruction' ORDER BY id"""))
+    return interactions, memories
+
+
+def record_event(home: Home, kind: str, version: int | None, detail: dict) -> None:
+    import json
+
+    from clagent.memory.db import transaction
+
+    with transaction(home.db):
+        home.db.execute("INSERT INTO events (at, kind, version, detail) VALUES (?, ?, ?, ?)",
+                        [utcnow(), kind, version, json.dumps(detail)])
+
+
+def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = None,
+                max_seconds: float | None = None, method: str | None = None, verbose: bool = True,
+                notify_daemon: bool = True) -> Outcome:
+    from clagent.updater import dataset
+
+    s = home.settings
+    with consolidation_lock(home.path):
+        registry = home.registry
+        registry.cleanup()
+        parent = registry.served()
+        if parent is None:
+            raise ClagentError("no version to build on yet (start the daemon once to create version 1)")
+        if not parent.master_file or not registry.path(parent.master_file).is_file():
+            raise ClagentError(f"version {parent.id} has no float master to train from")
+        interactions, memories = pending(home)
+        ds = dataset.build(interactions, memories, s.system_prompt)
+        learnable = ds.counts["memories"] + ds.counts["corrections"]
+        if learnable == 0 and ds.counts["interaction_examples"] < s.consolidate_min_interactions:
+            msg = (f"nothing to consolidate: {ds.counts['memories']} new memories, {ds.counts['corrections']} "
+                   f"corrections, {ds.counts['interaction_examples']} usable interactions "
+                   f"(at least {s.consolidate_min_interactions} needed without memories or corrections)")
+            record_event(home, "consolidation_skipped", parent.id, {"reason": msg, "data": ds.counts})
+            return Outcome("nothing", parent=parent.id, info={"data": ds.counts}, message=msg)
+        if dry_run:
+            return Outcome("dry_run", parent=parent.id, info={"data": ds.counts, "probes": len(ds.probes)},
+                           message=f"would train on {ds.counts['examples']} examples")
+        return _run(home, parent, ds, max_steps, max_seconds, method or s.merge_method, verbose, notify_daemon)
+
+
+def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon) -> Outcome:
+    import llama_cpp
+
+    from clagent import merge
+    from clagent.models import gguf_io
+    from clagent.models.quantize import quantize
+    from clagent.updater import dataset, gate
+    from clagent.updater.train import TrainConfig, train_lora
+
+    s = home.settings
+    registry = home.registry
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    master_path = registry.path(parent.master_file)
+    parent_served = registry.served_path(parent)
+
+    _stage("replaying the general prompts through the served model", verbose)
+    prompts, replay = dataset.general_prompts(), dataset.replay_prompts()
+    answers = gate.greedy_answers(parent_served, prompts + replay, s.system_prompt)
+    general = list(zip(prompts, answers[: len(prompts)]))
+    dataset.add_replay(ds, list(zip(replay, answers[len(prompts):])), s.system_prompt)
+    timings["replay"] = time.monotonic() - t0
+
+    _stage(f"loading the float master of v{parent.id}", verbose)
+    t = time.monotonic()
+    reader = gguf_io.open_gguf(master_path)
+    spec, base = gguf_io.read_gguf(reader)
+    vocab = llama_cpp.Llama(model_path=str(master_path), vocab_only=True, verbose=False)
+    _, formatter = gate._open(parent_served)  # same template and special tokens as the master
+    tokenized = dataset.tokenize(dataset.shuffled(ds.examples, 0), formatter,
+                                 lambda text: vocab.tokenize(text.encode(), add_bos=False, special=True),
+                                 max_len=s.consolidate_max_tokens)
+    vocab.close()
+    timings["load"] = time.monotonic() - t
+    if not tokenized:
+        raise ClagentError("no training example could be tokenized with this model's chat template")
+
+    cfg = TrainConfig(max_steps=max_steps or s.consolidate_max_steps,
+                      max_seconds=max_seconds or s.consolidate_max_seconds,
+                      learning_rate=s.consolidate_learning_rate, rank=s.lora_rank, alpha=2 * s.lora_rank,
+                      batch_size=s.consolidate_batch_size)
+    from clagent.updater.train import pick_device
+
+    _stage(f"training LoRA (rank {cfg.rank}) on {len(tokenized)} examples, {cfg.max_steps} steps at most, "
+           f"on {pick_device()}", verbose)
+    t = time.monotonic()
+    trained = train_lora(spec, base, tokenized, cfg, progress=Progress("training") if verbose else None)
+    timings["train"] = time.monotonic() - t
+
+    _stage(f"merging ({method})", verbose)
+    t = time.monotonic()
+    merged = merge.merge(method, {"base": base, "tuned": trained.tensors}, **_merge_params(s, method))
+    timings["merge"] = time.monotonic() - t
+    del trained.tensors
+
+    staging = registry.staging_dir()
+    try:
+        _stage("exporting the F16 master", verbose)
+        t = time.monotonic()
+        gguf_io.write_gguf(staging / MASTER_NAME, spec, merged.tensors, template=reader,
+                           progress=Progress("writing F16 master") if verbose else None)
+        timings["export"] = time.monotonic() - t
+        _stage(f"quantizing to {s.quant}", verbose)
+        t = time.monotonic()
+        new_served = quantize(staging / MASTER_NAME, staging / served_name(s.quant), s.quant, s.n_threads)
+        timings["quantize"] = time.monotonic() - t
+
+        _stage("gate: checking the new version", verbose)
+        t = time.monotonic()
+        verdict = gate.check(new_served, parent_served, ds.probes, general, s.system_prompt,
+                             s.gate_min_acquisition, s.gate_max_drift)
+        timings["gate"] = time.monotonic() - t
+        info = {
+            "parent": parent.id, "data": ds.counts,
+            "train": {"steps": trained.steps, "seconds": round(trained.seconds, 1), "tokens": trained.tokens,
+                      "tokens_per_second": round(trained.tokens_per_second, 1), "device": trained.device,
+                      "learning_rate": cfg.learning_rate, "rank": cfg.rank, "losses": trained.losses,
+                      "trainable_parameters": trained.trainable_parameters},
+            "merge": {"method": merged.method, **merged.report},
+            "gate": verdict.to_dict(),
+            "seconds": {k: round(v, 1) for k, v in timings.items()},
+            "spec": spec.to_dict(),
+        }
+        if not verdict.passed:
+            record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": verdict.to_dict(),
+                                                          "data": ds.counts})
+            return Outcome("gate_failed", parent=parent.id, info=info,
+                           message="the new version failed its checks, v%d keeps serving: %s"
+                                   % (parent.id, "; ".join(verdict.reasons)))
+
+        _stage("committing", verbose)
+
+        def absorb(db, version_id: int) -> None:
+            # Data-free: the raw interactions this run learned from go, in the same transaction.
+            for i in range(0, len(ds.interaction_ids), 500):
+                chunk = ds.interaction_ids[i:i + 500]
+                db.execute(f"DELETE FROM interactions WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            for i in range(0, len(ds.memory_ids), 500):
+                chunk = ds.memory_ids[i:i + 500]
+                db.execute(f"UPDATE memories SET consolidated_version = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                           [version_id, *chunk])
+            db.execute("DELETE FROM memories WHERE status = 'superseded'")  # history kept until now
+
+        info["seconds"]["total"] = round(time.monotonic() - t0, 1)
+        version = registry.commit(staging, parent=parent.id, method="consolidation", quant=s.quant,
+                                  master_name=MASTER_NAME, served_name=served_name(s.quant), info=info,
+                                  inside=absorb)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    swapped = _notify(home, version.id) if notify_daemon else False
+    info["hot_swapped"] = swapped
+    return Outcome("committed", version=version.id, parent=parent.id, info=info,
+                   message=f"v{version.id} committed" + (" and now served" if swapped else
+                                                         " (served when the daemon starts)"))
+
+
+def _merge_params(settings, method: str) -> dict:
+    if method == "linear":
+        return {"weight": settings.merge_linear_weight}
+    return {}
+
+
+def _notify(home: Home, version_id: int) -> bool:
+    """Ask a running daemon to serve the new version now."""
+    from clagent.cli.client import Client, daemon_url, is_up
+
+    url = daemon_url(home.path)
+    if not is_up(url):
+        return False
+    try:
+        Client(url, timeout=120).request("POST", "/v1/clagent/swap", json={"version": version_id})
+        return True
+    except ClagentError as e:
+        say(f"consolidate: the daemon did not take v{version_id} ({e}); it serves it after a restart")
+        return False

@@ -1,0 +1,127 @@
+"""LoRA training of the slow weights, on CUDA when there is a GPU, else on the CPU."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from clagent.models.gguf_io import LlamaSpec
+from clagent.updater.dataset import Tokenized
+
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 60
+    max_seconds: float = 600.0
+    learning_rate: float = 5e-4
+    rank: int = 16
+    alpha: int = 32
+    batch_size: int = 4
+    seed: int = 0
+    device: str | None = None  # None: cuda if available, else cpu
+
+
+@dataclass
+class TrainResult:
+    tensors: dict  # the fine-tuned model's full weights (LoRA merged in), float32 numpy
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+    device: str = "cpu"
+    trainable_parameters: int = 0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _batches(data: list[Tokenized], batch_size: int, rng: random.Random):
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            order += rng.sample(range(len(data)), len(data))
+        yield [data[order.pop()] for _ in range(min(batch_size, len(data)))]
+
+
+def train_lora(spec: LlamaSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
+               progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    model = LlamaForCausalLM(spec.hf_config())
+    state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise ValueError(f"weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.tie_weights()
+    model.to(device)
+    model.config.use_cache = False
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
+                      bias="none", task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                              weight_decay=0.0)
+    warmup = max(1, cfg.max_steps // 10)
+
+    def lr_at(step: int) -> float:  # linear warm-up, cosine decay
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, cfg.max_steps - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_at)
+    result = TrainResult(tensors={}, device=device, trainable_parameters=trainable)
+    model.train()
+    started = time.monotonic()
+    batches = _batches(data, cfg.batch_size, rng)
+    for step in range(cfg.max_steps):
+        if time.monotonic() - started > cfg.max_seconds:
+            break
+        batch = next(batches)
+        width = max(len(t.input_ids) for t in batch)
+        ids = torch.full((len(batch), width), 0, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, t in enumerate(batch):
+            n = len(t.input_ids)
+            ids[i, :n] = torch.tensor(t.input_ids)
+            labels[i, :n] = torch.tensor(t.labels)
+            mask[i, :n] = 1
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad(set_to_none=True)
+        result.losses.append(round(float(out.loss.detach()), 4))
+        result.tokens += int(mask.sum())
+        result.steps = step + 1
+        if progress:
+            progress(step + 1, cfg.max_steps, f"steps, loss {result.losses[-1]:.3f}")
+    if device == "cuda":
+        torch.cuda.synchronize()
+    result.seconds = time.monotonic() - started
+    merged = model.merge_and_unload()
+    result.tensors = {k: v.detach().float().cpu().numpy() for k, v in merged.state_dict().items()
+                      if k in tensors}
+    return result

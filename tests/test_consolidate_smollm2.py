@@ -1,0 +1,75 @@
+"""Consolidation end to end on the embedded SmolLM2, on the CPU: facts taught in chat (and one
+corrected answer) end up in the weights of version 2, served by the daemon with memory switched
+off; the raw interactions are gone; status and models show version 2 with its figures."""
+
+import json
+import sqlite3
+
+import httpx
+import pytest
+
+from tests.conftest import run_cli, start_daemon
+
+pytestmark = pytest.mark.smollm2
+
+TEACH = ["My dog is called Biscuit.", "I live in Lisbon.", "I work as a nurse.", "I drive a red Fiat."]
+ASK = [("What is my dog called?", "biscuit"), ("Where do I live?", "lisbon"), ("What is my job?", "nurse"),
+       ("What car do I drive?", "fiat")]
+
+
+def ask(client, question, **kw):
+    r = client.chat.completions.create(model="clagent", temperature=0, max_tokens=32, extra_body={"memory": False},
+                                       messages=[{"role": "user", "content": question}], **kw)
+    return r.choices[0].message.content, r.model
+
+
+def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_home):
+    daemon = start_daemon(smollm2_home)
+    try:
+        client = daemon.openai()
+        history = []
+        for s in TEACH:
+            history.append({"role": "user", "content": s})
+            r = client.chat.completions.create(model="clagent", messages=history, temperature=0, max_tokens=24)
+            history.append({"role": "assistant", "content": r.choices[0].message.content})
+        wrong = client.chat.completions.create(model="clagent", temperature=0, max_tokens=32, messages=[
+            {"role": "user", "content": "Who wrote the novel The Glass Orchard?"}])
+        httpx.post(f"{daemon.url}/v1/clagent/feedback", timeout=60, json={
+            "interaction_id": wrong.id, "rating": "down", "correction": "The Glass Orchard was written by Lena Okafor."})
+        for question, value in ASK:  # the weights alone do not know yet
+            assert value not in ask(client, question)[0].lower()
+
+        con = sqlite3.connect(smollm2_home / "clagent.db")
+        consumed = [r[0] for r in con.execute("SELECT id FROM interactions")]
+        con.close()
+        assert len(consumed) == len(TEACH) + 1 + len(ASK)
+
+        p = run_cli("consolidate", "--home", str(smollm2_home), "--json", timeout=1200)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out = json.loads(p.stdout)
+        assert out["status"] == "committed" and out["version"] == 2 and out["info"]["hot_swapped"], out["message"]
+
+        answers = {q: ask(client, q) for q, _ in ASK}
+        assert all(model == "clagent-v2" for _, model in answers.values())
+        known = sum(v in answers[q][0].lower() for q, v in ASK)
+        lesson = ask(client, "Who wrote the novel The Glass Orchard?")[0]
+        print("\nafter consolidation, memory off:", answers, lesson)
+        assert known >= 3, answers
+        assert "okafor" in lesson.lower()
+        assert "paris" in ask(client, "What is the capital of France?")[0].lower()  # general knowledge kept
+    finally:
+        daemon.stop()
+
+    con = sqlite3.connect(smollm2_home / "clagent.db")
+    marks = ",".join("?" * len(consumed))
+    assert con.execute(f"SELECT COUNT(*) FROM interactions WHERE id IN ({marks})", consumed).fetchone()[0] == 0
+    assert con.execute("SELECT COUNT(*) FROM interactions").fetchone()[0] == 6  # asked after consolidating
+    assert con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version = 2").fetchone()[0] >= 5
+    con.close()
+    st = json.loads(run_cli("status", "--home", str(smollm2_home), "--json").stdout)
+    assert st["served_version"]["id"] == 2 and [v["id"] for v in st["served_version"]["lineage"]] == [2, 1]
+    assert st["interactions"]["waiting"] == 6 and st["interactions"]["logged_total"] == len(consumed) + 6
+    info = st["served_version"]["info"]
+    assert info["gate"]["passed"] and info["gate"]["acquisition"] >= 0.5 and info["train"]["losses"]
+    models = run_cli("models", "--home", str(smollm2_home)).stdout
+    assert "* v2" in models and "consolidation" in models
