@@ -98,6 +98,15 @@ def smollm2_home(tmp_path, _smollm2_home_template) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def embedder():
+    from clagent.memory.embedder import Embedder
+
+    e = Embedder()
+    e.warm_up()
+    return e
+
+
 class Daemon:
     def __init__(self, home: Path, proc: subprocess.Popen, url: str, log: Path):
         self.home, self.proc, self.url, self.log = home, proc, url, log

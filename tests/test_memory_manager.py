@@ -7,15 +7,7 @@ from clagent.config import Settings
 from clagent.errors import ClagentError
 from clagent.memory import db as dbmod
 from clagent.memory import store
-from clagent.memory.embedder import Embedder
 from clagent.memory.manager import MemoryManager
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    e = Embedder()
-    e.warm_up()
-    return e
 
 
 @pytest.fixture

@@ -1,0 +1,152 @@
+"""Consolidation on the tiny model: commit, data-free deletion, and consistency when killed at any
+stage, with a lock against a second run and a gate that can say no."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+
+import pytest
+
+from clagent.config import Settings
+from clagent.home import Home
+from clagent.memory.interactions import Interaction, log_interaction, set_feedback
+from clagent.memory.manager import MemoryManager
+from tests.conftest import clagent_cmd, run_cli
+
+STAGES = ["replaying", "loading the float master", "training", "merging", "exporting", "quantizing",
+          "gate:", "committing"]
+
+
+@pytest.fixture
+def taught_home(tiny_home, embedder):
+    """The tiny home, set to always pass its gate, with interactions, a correction and memories."""
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=3,
+             consolidate_batch_size=2).write(tiny_home)
+    home = Home.open(tiny_home)
+    for n in range(3):
+        log_interaction(home.db, Interaction(id=f"chatcmpl-{n}", conversation_id="c", version=1, model="clagent-v1",
+                                             messages=[{"role": "user", "content": f"question {n}"}],
+                                             response=f"answer {n}", finish_reason="stop"))
+    set_feedback(home.db, "chatcmpl-2", "down", "the right answer")
+    mm = MemoryManager(home.db, home.settings, embedder)
+    mm.load()
+    mm.add("My dog is called Rex")
+    mm.add("My dog is called Biscuit")  # supersedes Rex
+    mm.add("I live in Lisbon")
+    home.close()
+    return tiny_home
+
+
+def snapshot(path):
+    con = sqlite3.connect(path / "clagent.db")
+    try:
+        return {
+            "versions": [r[0] for r in con.execute("SELECT id FROM versions ORDER BY id")],
+            "served": con.execute("SELECT value FROM state WHERE key = 'served_version'").fetchone()[0],
+            "interactions": sorted(r[0] for r in con.execute("SELECT id FROM interactions")),
+            "absorbed": con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version IS NOT NULL").fetchone()[0],
+            "memories": con.execute("SELECT COUNT(*) FROM memories").fetchone()[0],
+            "folders": sorted(p.name for p in (path / "models").iterdir()),
+        }
+    finally:
+        con.close()
+
+
+def test_consolidation_commits_and_forgets_raw_history(taught_home):
+    before = snapshot(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "committed" and (out["version"], out["parent"]) == (2, 1)
+    after = snapshot(taught_home)
+    assert after["versions"] == [1, 2] and after["served"] == "2" and after["folders"] == ["v1", "v2"]
+    assert after["interactions"] == [] and before["interactions"] == ["chatcmpl-0", "chatcmpl-1", "chatcmpl-2"]
+    assert after["absorbed"] == 2 and after["memories"] == 2  # superseded Rex is gone with the raw data
+    info = out["info"]
+    assert info["data"]["memories"] == 2 and info["data"]["corrections"] == 1 and info["data"]["interaction_examples"] == 2
+    assert info["train"]["steps"] == 3 and len(info["train"]["losses"]) == 3 and info["train"]["device"] == "cpu"
+    assert info["merge"]["method"] == "replace" and info["gate"]["passed"]
+    models = json.loads(run_cli("models", "--home", str(taught_home), "--json").stdout)
+    assert models[1]["parent"] == 1 and models[1]["method"] == "consolidation" and models[1]["served"]
+    # the next run has nothing new to learn
+    p = run_cli("consolidate", "--home", str(taught_home))
+    assert p.returncode == 0 and "nothing to consolidate" in p.stdout
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_killed_at_any_stage_leaves_home_consistent(taught_home, stage):
+    before = snapshot(taught_home)
+    proc = subprocess.Popen(clagent_cmd("consolidate", "--home", str(taught_home)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("consolidate: ") and stage in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)[-2000:]
+    after = snapshot(taught_home)
+    after_folders = [f for f in after["folders"] if not f.startswith(".staging")]
+    if after["versions"] == [1]:  # exactly as before (a staging folder may be left for the next run)
+        assert {**after, "folders": after_folders} == before
+    else:  # exactly as after: only possible once the commit has begun
+        assert stage == "committing"
+        assert after["versions"] == [1, 2] and after["served"] == "2" and after["interactions"] == []
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    final = snapshot(taught_home)
+    assert final["served"] == final["versions"][-1].__str__() and final["interactions"] == []
+    assert not any(f.startswith(".staging") for f in final["folders"])
+
+
+def test_a_second_consolidation_is_refused_while_one_runs(taught_home):
+    proc = subprocess.Popen(clagent_cmd("consolidate", "--home", str(taught_home)), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if "training" in line:
+                break
+        p = run_cli("consolidate", "--home", str(taught_home))
+        assert p.returncode == 1 and "already running" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_failed_gate_keeps_the_old_version_and_says_why(taught_home):
+    Settings(gate_min_acquisition=1.0, gate_max_drift=1e9, consolidate_max_steps=2,
+             consolidate_batch_size=2).write(taught_home)
+    before = snapshot(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), timeout=600)
+    assert p.returncode == 2 and "failed its checks, v1 keeps serving: acquisition" in p.stdout
+    after = snapshot(taught_home)
+    assert {**after, "folders": [f for f in after["folders"] if not f.startswith(".")]} == before
+    con = sqlite3.connect(taught_home / "clagent.db")
+    kind, detail = con.execute("SELECT kind, detail FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    con.close()
+    assert kind == "gate_failed" and "acquisition" in json.loads(detail)["reasons"][0]
+
+
+def test_nothing_to_consolidate(tiny_home):
+    before = snapshot(tiny_home)
+    p = run_cli("consolidate", "--home", str(tiny_home))
+    assert p.returncode == 0 and "nothing to consolidate" in p.stdout and snapshot(tiny_home) == before
+
+
+def test_dry_run_changes_nothing(taught_home):
+    before = snapshot(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--dry-run")
+    assert p.returncode == 0 and "would train on" in p.stdout and snapshot(taught_home) == before
+
+
+def test_corrupt_master_and_bad_method(taught_home):
+    p = run_cli("consolidate", "--home", str(taught_home), "--method", "magic")
+    assert p.returncode == 1 and "unknown merge method 'magic'" in p.stderr
+    master = taught_home / "models" / "v1" / "master.f16.gguf"
+    master.write_bytes(master.read_bytes()[:50_000])
+    before = snapshot(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home))
+    assert p.returncode == 1 and "not a valid GGUF" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert snapshot(taught_home) == before
