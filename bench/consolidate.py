@@ -27,7 +27,6 @@ SMOLLM2_135M = dict(n_vocab=49152, n_embd=576, n_ff=1536, n_layer=30, n_head=9, 
 
 
 def train_only(devices: list[str], steps: int, batch: int, length: int) -> None:
-    import numpy as np
     import torch
 
     from clagent.models.gguf_io import LlamaSpec

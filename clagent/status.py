@@ -45,6 +45,7 @@ def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None)
             "enabled": home.settings.memory_enabled if memory_enabled is None else memory_enabled,
             **memory_store.counts(home.db),
         },
+        "consolidation": _consolidation(home),
         "store": {
             "database_bytes": db_bytes,
             "models_bytes": sum(registry.disk_usage(v) for v in versions),
@@ -57,3 +58,9 @@ def read_daemon_file(home_path: Path) -> dict | None:
         return json.loads((home_path / DAEMON_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _consolidation(home: Home) -> dict:
+    from clagent.updater.pipeline import is_running, last_run
+
+    return {"running": is_running(home.path), "last": last_run(home)}

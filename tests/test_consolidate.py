@@ -150,3 +150,36 @@ def test_corrupt_master_and_bad_method(taught_home):
     p = run_cli("consolidate", "--home", str(taught_home))
     assert p.returncode == 1 and "not a valid GGUF" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert snapshot(taught_home) == before
+
+
+def test_consolidation_through_the_daemon_hot_swaps(taught_home):
+    import time
+
+    import httpx
+
+    from tests.conftest import start_daemon
+
+    daemon = start_daemon(taught_home)
+    try:
+        r = httpx.post(f"{daemon.url}/v1/clagent/consolidate", json={"max_steps": 2}, timeout=30)
+        assert r.status_code == 202 and r.json()["started"], r.text
+        again = httpx.post(f"{daemon.url}/v1/clagent/consolidate", timeout=30)
+        assert again.status_code == 409 and "already running" in again.json()["error"]["message"]
+        # chat keeps being served while it trains
+        ok = httpx.post(f"{daemon.base_url}/chat/completions", timeout=120,
+                        json={"messages": [{"role": "user", "content": "still there?"}], "max_tokens": 2})
+        assert ok.status_code == 200
+        for _ in range(600):
+            if httpx.get(f"{daemon.url}/health").json()["version"] == 2:
+                break
+            time.sleep(0.5)
+        assert httpx.get(f"{daemon.url}/health").json()["version"] == 2, open(r.json()["log"]).read()[-2000:]
+        st = httpx.get(f"{daemon.url}/v1/clagent/status").json()["consolidation"]
+        assert st["last"]["outcome"] == "committed" and st["last"]["version"] == 2
+        assert st["last"]["train"]["steps"] == 2
+        bad = httpx.post(f"{daemon.url}/v1/clagent/consolidate", json={"max_steps": "many"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_steps"
+        text = run_cli("status", "--home", str(taught_home)).stdout
+        assert "v2 committed" in text and "merge replace" in text
+    finally:
+        daemon.stop()

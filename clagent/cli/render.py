@@ -42,6 +42,25 @@ def status(d: dict) -> str:
         by_kind = ", ".join(f"{n} {k}" for k, n in sorted(m["active"].items())) or "none yet"
         state = "" if m["enabled"] else " (switched off)"
         lines.append(f"memory:    {m['total_active']} active ({by_kind}); {m['superseded']} superseded{state}")
+    c = d.get("consolidation") or {}
+    last = c.get("last")
+    if c.get("running"):
+        lines.append("training:  a consolidation is running now")
+    if last:
+        when = _short_time(last["at"])
+        if last["outcome"] == "committed":
+            t, g = last["train"], last["gate"]
+            lines.append(f"last run:  {when}: v{last['version']} committed, {last['data']['examples']} examples, "
+                         f"{t['steps']} steps on {t['device']}")
+            lines.append(f"           {sum(v for k, v in last['seconds'].items() if k != 'total'):.0f}s, "
+                         f"merge {last['merge']['method']}, gate acquisition {g['acquisition'] or 0:.0%}, "
+                         f"drift {g['drift']:.2f}")
+        elif last["outcome"] == "gate_failed":
+            lines.append(f"last run:  {when}: gate failed, v{last['version']} kept: {'; '.join(last['reasons'])}"[:160])
+        else:
+            lines.append(f"last run:  {when}: skipped, nothing to consolidate")
+    else:
+        lines.append("last run:  never consolidated (clagent consolidate)")
     s = d["store"]
     lines.append(f"store:     database {human_bytes(s['database_bytes'])}, models {human_bytes(s['models_bytes'])}")
     return "\n".join(lines)

@@ -156,6 +156,26 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
                 raise APIError(400, str(e), param="correction") from None
         return result
 
+    # -- consolidation -------------------------------------------------------------------------
+    @app.post("/v1/clagent/consolidate", status_code=202)
+    async def consolidate(request: Request):
+        from clagent.updater.pipeline import start_in_background
+
+        raw = await request.body()
+        body = await json_body(request) if raw.strip() else {}
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object")
+        max_steps = body.get("max_steps")
+        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+            raise APIError(400, "'max_steps' must be a positive integer", param="max_steps")
+        dry_run = body.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise APIError(400, "'dry_run' must be a boolean", param="dry_run")
+        try:
+            return {"started": True, **start_in_background(home.path, max_steps, dry_run)}
+        except ClagentError as e:
+            raise APIError(409, str(e)) from None
+
     # -- memories ------------------------------------------------------------------------------
     def need_memory() -> MemoryManager:
         if memory is None:

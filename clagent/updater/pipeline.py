@@ -23,6 +23,7 @@ from clagent.memory.interactions import get_interaction
 from clagent.progress import Progress, say
 
 LOCK_FILE = "consolidate.lock"
+_started = None  # the consolidation process this (daemon) process started last
 
 
 @dataclass
@@ -45,6 +46,69 @@ def consolidation_lock(home: Path):
         yield
     finally:
         os.close(fd)
+
+
+def is_running(home: Path) -> bool:
+    """Whether a consolidation holds this home's lock right now."""
+    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool = False) -> dict:
+    """Run ``clagent consolidate`` in its own process at low CPU priority, so that the daemon keeps
+    serving chat while it trains; its output goes to a log file in the home."""
+    import subprocess
+    import sys
+    import threading
+
+    global _started
+    # The lock is taken only once the new process has imported everything: until then, the
+    # process we started is the sign that one runs.
+    if is_running(home) or (_started is not None and _started.poll() is None):
+        raise ClagentError("a consolidation is already running on this home")
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    log = logs / f"consolidate-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    cmd = [sys.executable, "-m", "clagent", "consolidate", "--home", str(home)]
+    if max_steps:
+        cmd += ["--max-steps", str(max_steps)]
+    if dry_run:
+        cmd.append("--dry-run")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, preexec_fn=lambda: os.nice(10))
+    threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
+    _started = proc
+    return {"pid": proc.pid, "log": str(log)}
+
+
+def last_run(home: Home) -> dict | None:
+    """The latest consolidation outcome recorded in the home's events."""
+    import json
+
+    rows = list(home.db.query(
+        """SELECT at, kind, version, detail FROM events
+           WHERE kind IN ('consolidation_skipped', 'gate_failed')
+              OR (kind = 'version_created' AND detail LIKE '%"consolidation"%')
+           ORDER BY id DESC LIMIT 1"""))
+    if not rows:
+        return None
+    row = rows[0]
+    outcome = {"version_created": "committed", "gate_failed": "gate_failed",
+               "consolidation_skipped": "skipped"}[row["kind"]]
+    out = {"at": row["at"], "outcome": outcome, "version": row["version"], **json.loads(row["detail"] or "{}")}
+    if outcome == "committed":
+        info = home.registry.get(row["version"]).info
+        out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds")})
+        out["train"] = {k: v for k, v in (out["train"] or {}).items() if k != "losses"}
+    return out
 
 
 def _stage(name: str, verbose: bool) -> None:
