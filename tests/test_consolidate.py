@@ -183,3 +183,21 @@ def test_consolidation_through_the_daemon_hot_swaps(taught_home):
         assert "v2 committed" in text and "merge replace" in text
     finally:
         daemon.stop()
+
+
+def test_unwritable_models_folder_is_a_clear_error(taught_home):
+    import os
+
+    before = snapshot(taught_home)
+    models = taught_home / "models"
+    # a file where the staging folder's parent must be: mkdir fails like a full or read-only disk
+    os.rename(models, taught_home / "models.real")
+    models.write_text("not a folder")
+    try:
+        p = run_cli("consolidate", "--home", str(taught_home), timeout=600)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+        assert "clagent: error:" in p.stderr
+    finally:
+        models.unlink()
+        os.rename(taught_home / "models.real", models)
+    assert snapshot(taught_home) == before

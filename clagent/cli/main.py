@@ -28,6 +28,10 @@ class Group(click.Group):
         except ClagentError as e:
             click.echo(f"clagent: error: {e}", err=True)
             sys.exit(1)
+        except OSError as e:  # out of disk, permissions ...: what and where, in one line
+            where = f": {e.filename}" if e.filename else ""
+            click.echo(f"clagent: error: {e.strerror or e}{where}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("", err=True)
             sys.exit(130)
