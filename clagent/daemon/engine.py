@@ -42,7 +42,6 @@ class Generation:
 def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
     """Load a GGUF into llama.cpp; any failure becomes a ClagentError naming the file."""
     import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     from clagent.models.gguf_io import check_gguf_file
 
@@ -55,17 +54,23 @@ def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
     except Exception as e:  # llama.cpp reports load failures as ValueError without detail
         raise ClagentError(f"llama.cpp could not load {path}: {e}") from None
     vocab = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    return Loaded(llm=llm, vocab=vocab, version=version, path=path, formatter=chat_formatter(llm, path),
+                  eos_token_id=llm.token_eos())
+
+
+def chat_formatter(llm, path: Path):
+    """The model's own chat template (from its GGUF metadata), as llama-cpp-python renders it."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
         raise ClagentError(f"{path} has no chat template in its metadata")
-    eos_id = llm.token_eos()
-    bos_id = llm.token_bos()
-    formatter = Jinja2ChatFormatter(
+    eos_id, bos_id = llm.token_eos(), llm.token_bos()
+    return Jinja2ChatFormatter(
         template=template,
         eos_token=llm._model.token_get_text(eos_id) if eos_id != -1 else "",
         bos_token=llm._model.token_get_text(bos_id) if bos_id != -1 else "",
     )
-    return Loaded(llm=llm, vocab=vocab, version=version, path=path, formatter=formatter, eos_token_id=eos_id)
 
 
 class Engine:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from clagent.config import atomic_write_text
 from clagent.errors import ClagentError
+from clagent.locks import exclusive
 from clagent.home import Home
 from clagent.memory.db import utcnow
 from clagent.progress import say
@@ -21,21 +21,10 @@ from clagent.status import DAEMON_FILE
 LOCK_FILE = "daemon.lock"
 
 
-@contextmanager
 def home_lock(home: Path):
-    """Hold an exclusive lock on the home for the daemon's lifetime."""
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-            raise ClagentError(f"another clagent daemon (pid {other}) is already serving {home}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+    """Held for the daemon's lifetime: one daemon per home."""
+    return exclusive(home / LOCK_FILE, f"another clagent daemon (pid {{pid}}) is already serving {home}",
+                     write_pid=True)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

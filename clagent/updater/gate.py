@@ -30,17 +30,14 @@ class GateResult:
 
 def _open(path: Path, logits_all: bool = False):
     import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from clagent.daemon.engine import chat_formatter
 
     try:
         llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, logits_all=logits_all, verbose=False)
     except Exception as e:  # noqa: BLE001 - llama.cpp's load failures are plain ValueErrors
         raise ClagentError(f"llama.cpp cannot load {path}: {e}") from None
-    eos, bos = llm.token_eos(), llm.token_bos()
-    fmt = Jinja2ChatFormatter(template=llm.metadata["tokenizer.chat_template"],
-                              eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-                              bos_token=llm._model.token_get_text(bos) if bos != -1 else "")
-    return llm, fmt
+    return llm, chat_formatter(llm, path)
 
 
 def chat_tokens(llm, fmt, prompt: str, system_prompt: str) -> list[int]:

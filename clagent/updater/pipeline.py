@@ -8,16 +8,15 @@ before or exactly as after; leftovers (a staging folder) are removed by the next
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clagent.errors import ClagentError
 from clagent.home import MASTER_NAME, Home, served_name
+from clagent.locks import exclusive, is_held
 from clagent.memory.db import utcnow
 from clagent.memory.interactions import get_interaction
 from clagent.progress import Progress, say
@@ -35,30 +34,13 @@ class Outcome:
     message: str = ""
 
 
-@contextmanager
 def consolidation_lock(home: Path):
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ClagentError("a consolidation is already running on this home") from None
-        yield
-    finally:
-        os.close(fd)
+    return exclusive(home / LOCK_FILE, "a consolidation is already running on this home")
 
 
 def is_running(home: Path) -> bool:
     """Whether a consolidation holds this home's lock right now."""
-    fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return is_held(home / LOCK_FILE)
 
 
 def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool = False) -> dict:
