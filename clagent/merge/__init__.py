@@ -7,4 +7,4 @@ Every method is a small module registering one pure function behind the same int
 """
 
 from clagent.merge.base import METHODS, MergeResult, check_compatible, merge, register  # noqa: F401
-from clagent.merge import linear, replace  # noqa: F401,E402  (registers the methods)
+from clagent.merge import linear, recall, replace, task_arithmetic, ties  # noqa: F401,E402  (registers the methods)

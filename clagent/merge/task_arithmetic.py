@@ -1,0 +1,12 @@
+"""``task_arithmetic``: add the fine-tuning's task vector (tuned - base), scaled, to the base."""
+
+import numpy as np
+
+from clagent.merge.base import MergeResult, register
+
+
+@register("task_arithmetic")
+def task_arithmetic(models, scale: float = 0.5, **_):
+    base, tuned = models["base"], models["tuned"]
+    out = {k: (base[k] + np.float32(scale) * (tuned[k] - base[k])).astype(np.float32) for k in base}
+    return MergeResult(out, "task_arithmetic", {"scale": scale})
