@@ -168,6 +168,16 @@ def daemon(tiny_home):
     d.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_daemon(tmp_path_factory, _tiny_home_template):
+    """One daemon for a module's tests that only need it to answer (bad-input cases)."""
+    path = tmp_path_factory.mktemp("shared") / "home"
+    shutil.copytree(_tiny_home_template, path)
+    d = start_daemon(path)
+    yield d
+    d.stop()
+
+
 def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(clagent_cmd(*args), input=input, capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, PYTHONUNBUFFERED="1"))

@@ -112,7 +112,8 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize("body,status,param", BAD_REQUESTS)
-def test_bad_requests_get_openai_errors_and_daemon_keeps_serving(daemon, body, status, param):
+def test_bad_requests_get_openai_errors_and_daemon_keeps_serving(shared_daemon, body, status, param):
+    daemon = shared_daemon
     r = httpx.post(f"{daemon.base_url}/chat/completions", content=body,
                    headers={"content-type": "application/json"}, timeout=60)
     assert r.status_code == status, r.text

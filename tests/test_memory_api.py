@@ -72,7 +72,8 @@ def test_memory_endpoints(daemon):
     ({"text": ""}, 400, "text"), ({"text": "x" * 2000}, 400, "text"), ({"text": 5}, 400, "text"),
     ({"text": "\x00\x01\x02\x03junk"}, 400, "text"), ({"text": "my dog is Rex", "kind": "gossip"}, 400, "kind"),
 ])
-def test_bad_memory_requests(daemon, body, status, param):
+def test_bad_memory_requests(shared_daemon, body, status, param):
+    daemon = shared_daemon
     r = mem(daemon, "POST", json=body)
     assert r.status_code == status and r.json()["error"]["param"] == param
     assert mem(daemon, "GET").json()["data"] == []
