@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 
+import numpy as np
 import pytest
 
 from clagent.config import Settings
@@ -201,3 +202,17 @@ def test_unwritable_models_folder_is_a_clear_error(taught_home):
         models.unlink()
         os.rename(taught_home / "models.real", models)
     assert snapshot(taught_home) == before
+
+
+def test_recall_merge_in_the_pipeline_stores_per_layer_weights(taught_home):
+    p = run_cli("consolidate", "--home", str(taught_home), "--method", "recall", "--json", timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    merge = json.loads(p.stdout)["info"]["merge"]
+    assert merge["method"] == "recall" and merge["temperature"] == 0.5
+    tuned, base = np.array(merge["weights"]["tuned"]), np.array(merge["weights"]["base"])
+    assert tuned.shape == (3,) and np.allclose(tuned + base, 1.0, atol=1e-3)  # 2 blocks + embeddings
+    assert tuned[0] == pytest.approx(0.5, abs=1e-3) and np.all(tuned >= 0.5 - 1e-3)
+    shown = run_cli("models", "--home", str(taught_home), "--show", "2")
+    assert shown.returncode == 0 and "recall" in shown.stdout and "layer" in shown.stdout
+    missing = run_cli("models", "--home", str(taught_home), "--show", "9")
+    assert missing.returncode == 1 and "unknown version 9" in missing.stderr

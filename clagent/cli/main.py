@@ -102,11 +102,19 @@ def status(home, as_json):
 
 @cli.command()
 @home_option
+@click.option("--show", "show", type=int, default=None, metavar="VERSION",
+              help="Everything recorded about one version: lineage, data, training, merge weights, gate.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(home, as_json):
+def models(home, show, as_json):
     """The registered model versions."""
     h = Home.open(home, create=False)
     registry = h.registry
+    if show is not None:
+        v = registry.get(show)
+        d = v.to_dict()
+        d["lineage"] = [x.id for x in registry.lineage(v)]
+        click.echo(json.dumps(d, indent=2) if as_json else render.version(d))
+        return
     served = registry.served()
     rows = []
     for v in registry.versions():

@@ -125,3 +125,23 @@ def consolidation(info: dict) -> str:
     lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}")
     lines.append("stages:    " + ", ".join(f"{k} {v:.0f}s" for k, v in info["seconds"].items()))
     return "\n".join(lines)
+
+
+def layer_bars(weights: list[float], width: int = 60) -> str:
+    """One character per layer: how much say the newly trained model had (0.5 = plain average)."""
+    return sparkline([0.0, 1.0] + list(weights), width + 2)[2:] if weights else ""
+
+
+def version(d: dict) -> str:
+    info = d.get("info") or {}
+    lines = [f"version:   v{d['id']} ({d['method']}, {d['quant']}, {_short_time(d['created_at'])})",
+             "lineage:   " + " <- ".join(f"v{i}" for i in d["lineage"])]
+    if d["method"] == "consolidation" and info.get("train"):
+        lines.append(consolidation(info))
+        weights = (info.get("merge") or {}).get("weights", {}).get("tuned")
+        if weights:
+            lines.append(f"layer weights of the new model (embeddings .. last layer, {min(weights):.2f}-{max(weights):.2f}):")
+            lines.append(f"           {layer_bars(weights)}")
+    elif info.get("source"):
+        lines.append(f"source:    {info['source']}")
+    return "\n".join(lines)

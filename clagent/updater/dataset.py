@@ -99,6 +99,8 @@ def add_replay(ds: Dataset, prompts_and_answers: list[tuple[str, str]], system_p
 class Tokenized:
     input_ids: list[int]
     labels: list[int]  # -100 where no loss is taken
+    source: str = ""
+    prompt: str = ""  # the last user message
 
 
 def tokenize(examples: list[Example], formatter, tokenize_fn, max_len: int) -> list[Tokenized]:
@@ -117,7 +119,8 @@ def tokenize(examples: list[Example], formatter, tokenize_fn, max_len: int) -> l
             continue
         ids = ids[:max_len]
         labels = [-100] * len(p_ids) + ids[len(p_ids):]
-        out.append(Tokenized(ids, labels[: len(ids)]))
+        prompt = next((m["content"] for m in reversed(ex.messages[:-1]) if m["role"] == "user"), "")
+        out.append(Tokenized(ids, labels[: len(ids)], ex.source, prompt))
     return out
 
 

@@ -198,7 +198,11 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
 
     _stage(f"merging ({method})", verbose)
     t = time.monotonic()
-    merged = merge.merge(method, {"base": base, "tuned": trained.tensors}, **_merge_params(s, method))
+    params = _merge_params(s, method)
+    if method == "recall":
+        params["representations"] = _representations(s, tokenized, spec, {"base": base, "tuned": trained.tensors},
+                                                     trained.device)
+    merged = merge.merge(method, {"base": base, "tuned": trained.tensors}, **params)
     timings["merge"] = time.monotonic() - t
     del trained.tensors
 
@@ -267,7 +271,17 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
 def _merge_params(settings, method: str) -> dict:
     if method == "linear":
         return {"weight": settings.merge_linear_weight}
+    if method == "recall":
+        return {"temperature": settings.recall_temperature}
     return {}
+
+
+def _representations(settings, tokenized, spec, models: dict, device: str) -> dict:
+    from clagent.memory.embedder import Embedder
+    from clagent.updater.representations import hidden_means, typical_examples
+
+    samples = typical_examples(tokenized, settings.recall_clusters, Embedder())
+    return {name: hidden_means(spec, state, samples, device) for name, state in models.items()}
 
 
 def _notify(home: Home, version_id: int) -> bool:
