@@ -149,7 +149,8 @@ def test_corrupt_master_and_bad_method(taught_home):
     master.write_bytes(master.read_bytes()[:50_000])
     before = snapshot(taught_home)
     p = run_cli("consolidate", "--home", str(taught_home))
-    assert p.returncode == 1 and "not a valid GGUF" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    errors = [line for line in p.stderr.splitlines() if line.startswith("clagent: error:")]
+    assert p.returncode == 1 and len(errors) == 1 and "not a valid GGUF" in errors[0] and "Traceback" not in p.stderr
     assert snapshot(taught_home) == before
 
 
