@@ -41,9 +41,13 @@ class Generation:
 
 def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
     """Load a GGUF into llama.cpp; any failure becomes a ClagentError naming the file."""
+    import logging
+
     import llama_cpp
 
     from clagent.models.gguf_io import check_gguf_file
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's own warnings are noise here
 
     check_gguf_file(path)  # a clear error for a missing or foreign file, before llama.cpp sees it
     try:
