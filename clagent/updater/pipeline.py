@@ -175,7 +175,8 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     reader = gguf_io.open_gguf(master_path)
     spec, base = gguf_io.read_gguf(reader)
     vocab = llama_cpp.Llama(model_path=str(master_path), vocab_only=True, verbose=False)
-    _, formatter = gate._open(parent_served)  # same template and special tokens as the master
+    served_llm, formatter = gate._open(parent_served)  # same template and special tokens as the master
+    served_llm.close()
     tokenized = dataset.tokenize(dataset.shuffled(ds.examples, 0), formatter,
                                  lambda text: vocab.tokenize(text.encode(), add_bos=False, special=True),
                                  max_len=s.consolidate_max_tokens)
