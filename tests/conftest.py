@@ -64,38 +64,41 @@ def tiny_gguf_b(tmp_path_factory) -> Path:
     return export_tiny(tmp_path_factory.mktemp("tiny") / "tiny-1.f16.gguf", seed=1)
 
 
-@pytest.fixture(scope="session")
-def _tiny_home_template(tmp_path_factory, tiny_gguf) -> Path:
-    path = tmp_path_factory.mktemp("home-template") / "home"
+def make_home(path: Path, model: Path | None = None) -> Path:
+    """A home holding version 1 made from ``model`` (default: the embedded SmolLM2)."""
     home = Home.open(path)
-    home.ensure_model(tiny_gguf, verbose=False)
+    home.ensure_model(model, verbose=False)
     home.close()
     return path
+
+
+def copy_home(template: Path, tmp_path: Path) -> Path:
+    """Making a home takes seconds: tests get a copy of one made once per session."""
+    path = tmp_path / "home"
+    shutil.copytree(template, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _tiny_home_template(tmp_path_factory, tiny_gguf) -> Path:
+    return make_home(tmp_path_factory.mktemp("home-template") / "home", tiny_gguf)
 
 
 @pytest.fixture
 def tiny_home(tmp_path, _tiny_home_template) -> Path:
     """A fresh home holding version 1 made from the tiny model."""
-    path = tmp_path / "home"
-    shutil.copytree(_tiny_home_template, path)
-    return path
+    return copy_home(_tiny_home_template, tmp_path)
 
 
 @pytest.fixture(scope="session")
 def _smollm2_home_template(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("smollm2-template") / "home"
-    home = Home.open(path)
-    home.ensure_model(verbose=False)
-    home.close()
-    return path
+    return make_home(tmp_path_factory.mktemp("smollm2-template") / "home")
 
 
 @pytest.fixture
 def smollm2_home(tmp_path, _smollm2_home_template) -> Path:
     """A fresh home holding version 1 made from the embedded SmolLM2."""
-    path = tmp_path / "home"
-    shutil.copytree(_smollm2_home_template, path)
-    return path
+    return copy_home(_smollm2_home_template, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -171,9 +174,7 @@ def daemon(tiny_home):
 @pytest.fixture(scope="module")
 def shared_daemon(tmp_path_factory, _tiny_home_template):
     """One daemon for a module's tests that only need it to answer (bad-input cases)."""
-    path = tmp_path_factory.mktemp("shared") / "home"
-    shutil.copytree(_tiny_home_template, path)
-    d = start_daemon(path)
+    d = start_daemon(copy_home(_tiny_home_template, tmp_path_factory.mktemp("shared")))
     yield d
     d.stop()
 
