@@ -77,6 +77,10 @@ class Settings:
     # Mean KL (nats) from the parent over its own answers to the shipped general prompts. A 30-step
     # consolidation of 5 facts on SmolLM2 that kept every general answer measured 0.9.
     gate_max_drift: float = 1.5
+    # Operations.
+    schedule: str = "0 3 * * *"  # consolidation's cron (local time) until `clagent schedule set` stores another
+    schedule_grace_hours: float = 12.0  # a run missed while down is made up at start if no older than this
+    keep_versions: int = 5  # model files kept for the newest N versions (and the served one)
 
     @classmethod
     def load(cls, home: Path, **overrides) -> "Settings":

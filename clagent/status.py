@@ -16,7 +16,8 @@ def file_size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None) -> dict:
+def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None,
+                   schedule: dict | None = None) -> dict:
     registry = home.registry
     served = registry.served()
     versions = registry.versions()
@@ -33,6 +34,12 @@ def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None)
         "daemon": daemon,
         "served_version": served_info,
         "versions": len(versions),
+        "version_files": [
+            {"id": v.id, "parent": v.parent, "method": v.method, "created_at": v.created_at,
+             "pruned": bool(v.pruned_at), "disk_bytes": registry.disk_usage(v)} for v in versions
+        ],
+        "schedule": schedule or _schedule(home),
+        "rollbacks": _rollbacks(home),
         "interactions": {
             "logged_total": logged_total(home.db),
             "waiting": counts["total"],
@@ -58,6 +65,28 @@ def read_daemon_file(home_path: Path) -> dict | None:
         return json.loads((home_path / DAEMON_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _schedule(home: Home) -> dict:
+    """The stored schedule, when no daemon is there to report its own."""
+    from datetime import datetime
+
+    from clagent.errors import ClagentError
+    from clagent.updater import schedule as sched
+
+    s = sched.load(home.db, home.settings.schedule)
+    try:
+        return sched.describe(s, datetime.now(sched.local_zone()))
+    except ClagentError as e:
+        return {**s.to_dict(), "next_runs": [], "error": str(e)}
+
+
+def _rollbacks(home: Home) -> dict:
+    rows = list(home.db.query("SELECT at, detail FROM events WHERE kind = 'rollback' ORDER BY id DESC"))
+    last = None
+    if rows:
+        last = {"at": rows[0]["at"], **json.loads(rows[0]["detail"] or "{}")}
+    return {"count": len(rows), "last": last}
 
 
 def _consolidation(home: Home) -> dict:

@@ -100,19 +100,23 @@ def status(home, as_json):
     click.echo(json.dumps(data, indent=2) if as_json else render.status(data))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @home_option
 @click.option("--show", "show", type=int, default=None, metavar="VERSION",
               help="Everything recorded about one version: lineage, data, training, merge weights, gate.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(home, show, as_json):
-    """The registered model versions."""
+@click.pass_context
+def models(ctx, home, show, as_json):
+    """The registered model versions (and `models prune`)."""
+    if ctx.invoked_subcommand is not None:
+        return
     h = Home.open(home, create=False)
     registry = h.registry
     if show is not None:
         v = registry.get(show)
         d = v.to_dict()
         d["lineage"] = [x.id for x in registry.lineage(v)]
+        d["disk_bytes"] = registry.disk_usage(v)
         click.echo(json.dumps(d, indent=2) if as_json else render.version(d))
         return
     served = registry.served()
@@ -146,7 +150,9 @@ def logs(home, count, as_json):
 @click.option("--max-seconds", type=click.FloatRange(1, None), default=None, help="Training time at most.")
 @click.option("--method", default=None, help="Merge method (default: the merge_method setting).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def consolidate(home, dry_run, max_steps, max_seconds, method, as_json):
+@click.option("--trigger", type=click.Choice(["manual", "api", "schedule", "missed"]), default="manual",
+              hidden=True)  # who asked: recorded in the history
+def consolidate(home, dry_run, max_steps, max_seconds, method, as_json, trigger):
     """Train the slow weights on what was logged and learned, and serve the result as a new version."""
     from clagent.merge import METHODS
     from clagent.updater.pipeline import consolidate as run
@@ -154,7 +160,8 @@ def consolidate(home, dry_run, max_steps, max_seconds, method, as_json):
     if method is not None and method not in METHODS:
         raise ClagentError(f"unknown merge method {method!r}; choose one of {', '.join(sorted(METHODS))}")
     h = Home.open(home, create=False)
-    out = run(h, dry_run=dry_run, max_steps=max_steps, max_seconds=max_seconds, method=method, verbose=not as_json)
+    out = run(h, dry_run=dry_run, max_steps=max_steps, max_seconds=max_seconds, method=method, verbose=not as_json,
+              trigger=trigger)
     if as_json:
         click.echo(json.dumps({"status": out.status, "version": out.version, "parent": out.parent,
                                "message": out.message, "info": out.info}, indent=2))
@@ -169,8 +176,16 @@ def consolidate(home, dry_run, max_steps, max_seconds, method, as_json):
 
 
 from clagent.cli.memory import memory  # noqa: E402
+from clagent.cli.schedule import schedule  # noqa: E402
+from clagent.cli.service import service  # noqa: E402
+from clagent.cli.versions import history, prune, rollback  # noqa: E402
 
 cli.add_command(memory)
+cli.add_command(schedule)
+cli.add_command(service)
+cli.add_command(rollback)
+cli.add_command(history)
+models.add_command(prune)
 
 
 def main():

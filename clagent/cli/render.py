@@ -17,64 +17,153 @@ def _short_time(iso: str | None) -> str:
     return (iso or "?").replace("T", " ")[:19]
 
 
+WIDTH = 80
+LABEL = 11
+
+
+def _local(iso: str | None) -> str:
+    """A stored UTC timestamp in local time, to the minute."""
+    from datetime import datetime
+
+    if not iso:
+        return "?"
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return _short_time(iso)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _field(label: str, text: str) -> list[str]:
+    """``label`` then ``text`` wrapped to the terminal width, continuation lines indented."""
+    return textwrap.wrap(text, width=WIDTH, initial_indent=f"{label:<{LABEL}}", subsequent_indent=" " * LABEL,
+                         break_on_hyphens=False) or [label]
+
+
 def status(d: dict) -> str:
-    lines = [f"home:      {d['home']}"]
+    lines = _field("home", d["home"])
     daemon = d.get("daemon") or {}
     if daemon.get("running"):
-        lines.append(f"daemon:    up at {daemon['url']} (pid {daemon['pid']}, since "
-                     f"{_short_time(daemon['started_at'])}, {daemon['uptime_s']:.0f}s)")
+        lines += _field("daemon", f"up since {_local(daemon['started_at'])} ({_duration(daemon.get('uptime_s'))}), "
+                                  f"{daemon['url']}, pid {daemon['pid']}")
     else:
-        lines.append("daemon:    down (start it with: clagent serve)")
+        lines += _field("daemon", "down (start it with: clagent serve, or clagent service install)")
     v = d.get("served_version")
     if v:
-        lines.append(f"served:    v{v['id']} ({v['quant']}, {v['method']}, {_short_time(v['created_at'])})")
-        chain = " <- ".join(f"v{x['id']} ({x['method']})" for x in v["lineage"])
-        lines.append(f"lineage:   {chain}")
+        chain = " <- ".join(f"v{x['id']}" + (" (base)" if x["method"] == "import" else "") for x in v["lineage"])
+        lines += _field("served", f"v{v['id']} ({v['quant']}, made {_local(v['created_at'])}); lineage {chain}")
     else:
-        lines.append("served:    no version yet (the first `clagent serve` creates version 1)")
-    lines.append(f"versions:  {d['versions']}")
+        lines += _field("served", "no version yet (the first `clagent serve` creates version 1)")
     i = d["interactions"]
-    lines.append(f"logged:    {i['logged_total']} interactions in all; {i['waiting']} waiting for "
-                 f"consolidation ({i['conversations_waiting']} conversations)")
-    lines.append(f"feedback:  {i['rated_up']} up, {i['rated_down']} down, {i['corrected']} corrected")
+    lines += _field("waiting", f"{i['waiting']} interactions in {i['conversations_waiting']} conversations "
+                               f"({i['logged_total']} logged in all); feedback {i['rated_up']} up, "
+                               f"{i['rated_down']} down, {i['corrected']} corrected")
     m = d.get("memory")
     if m:
         by_kind = ", ".join(f"{n} {k}" for k, n in sorted(m["active"].items())) or "none yet"
         state = "" if m["enabled"] else " (switched off)"
-        lines.append(f"memory:    {m['total_active']} active ({by_kind}); {m['superseded']} superseded{state}")
-    c = d.get("consolidation") or {}
-    last = c.get("last")
-    if c.get("running"):
-        lines.append("training:  a consolidation is running now")
-    if last:
-        when = _short_time(last["at"])
-        if last["outcome"] == "committed":
-            t, g = last["train"], last["gate"]
-            lines.append(f"last run:  {when}: v{last['version']} committed, {last['data']['examples']} examples, "
-                         f"{t['steps']} steps on {t['device']}")
-            lines.append(f"           {sum(v for k, v in last['seconds'].items() if k != 'total'):.0f}s, "
-                         f"merge {last['merge']['method']}, gate acquisition {g['acquisition'] or 0:.0%}, "
-                         f"drift {g['drift']:.2f}")
-        elif last["outcome"] == "gate_failed":
-            lines.append(f"last run:  {when}: gate failed, v{last['version']} kept: {'; '.join(last['reasons'])}"[:160])
+        lines += _field("memory", f"{m['total_active']} active ({by_kind}); {m['superseded']} superseded{state}")
+    sc = d.get("schedule")
+    if sc:
+        if sc.get("error"):
+            lines += _field("schedule", f"\"{sc['cron']}\" is not valid: {sc['error']}")
+        elif sc["enabled"]:
+            nxt = sc.get("next_runs") or []
+            when = _local(nxt[0]) if nxt else "none"
+            lines += _field("schedule", f"\"{sc['cron']}\", next run {when}"
+                                        + ("" if daemon.get("running") else " (when the daemon runs)"))
         else:
-            lines.append(f"last run:  {when}: skipped, nothing to consolidate")
-    else:
-        lines.append("last run:  never consolidated (clagent consolidate)")
+            lines += _field("schedule", f"off (\"{sc['cron']}\"; clagent schedule on)")
+    lines += _last_run(d.get("consolidation") or {})
+    rb = d.get("rollbacks") or {}
+    if rb.get("count"):
+        last = rb["last"]
+        lines += _field("rollbacks", f"{rb['count']}; last {_local(last['at'])}: v{last['from']} -> v{last['to']}"
+                                     + (f" ({last['reason']})" if last.get("reason") else ""))
+    files = d.get("version_files") or []
     s = d["store"]
-    lines.append(f"store:     database {human_bytes(s['database_bytes'])}, models {human_bytes(s['models_bytes'])}")
+    kept = [f"v{f['id']} {human_bytes(f['disk_bytes'])}" for f in files if not f["pruned"]]
+    pruned = [f"v{f['id']}" for f in files if f["pruned"]]
+    text = f"models {human_bytes(s['models_bytes'])} ({', '.join(kept) or 'none'})"
+    if pruned:
+        text += f"; files pruned: {', '.join(pruned)}"
+    text += f"; database {human_bytes(s['database_bytes'])}"
+    lines += _field("disk", text)
     return "\n".join(lines)
+
+
+def _last_run(c: dict) -> list[str]:
+    last = c.get("last")
+    lines = _field("training", "a consolidation is running now") if c.get("running") else []
+    if not last:
+        return lines + _field("last run", "never consolidated (clagent consolidate)")
+    when = _local(last["at"]) + (f" ({last['trigger']})" if last.get("trigger") else "")
+    if last["outcome"] == "committed":
+        t, g, data = last.get("train") or {}, last.get("gate") or {}, last.get("data") or {}
+        sec = (last.get("seconds") or {})
+        total = sec.get("total", sum(v for v in sec.values()))
+        lines += _field("last run", f"{when}: v{last['version']} committed from v{last.get('parent')} in "
+                                    f"{_duration(total)}")
+        lines += _field("", f"data {data.get('memories', 0)} memories, {data.get('corrections', 0)} corrections, "
+                            f"{data.get('interaction_examples', 0)} interactions -> {data.get('examples', 0)} examples")
+        loss = ""
+        if last.get("train_loss"):
+            loss = f", loss {last['train_loss'][0]:.2f} -> {last['train_loss'][1]:.2f}"
+        lines += _field("", f"training {t.get('steps')} steps on {t.get('device')}{loss}")
+        if g:
+            acq = "n/a" if g.get("acquisition") is None else f"{g['acquisition']:.0%}"
+            drift = "n/a" if g.get("drift") is None else f"{g['drift']:.2f}"
+            lines += _field("", f"gate passed: acquisition {acq}, drift {drift}")
+        merge = last.get("merge") or {}
+        weights = (merge.get("weights") or {}).get("tuned")
+        if weights:
+            lines += _field("", f"merge {merge['method']}: new model's weight per layer "
+                                f"{min(weights):.2f}-{max(weights):.2f} (embeddings .. last layer)")
+            lines.append(" " * LABEL + layer_bars(weights, WIDTH - LABEL))
+        else:
+            lines += _field("", f"merge {merge.get('method', '?')}")
+    elif last["outcome"] == "gate_failed":
+        lines += _field("last run", f"{when}: gate failed, v{last['version']} kept serving (automatic "
+                                    f"rollback): {'; '.join(last.get('reasons', []))}")
+    else:
+        lines += _field("last run", f"{when}: skipped: {last.get('reason', 'nothing to consolidate')}")
+    return lines
+
+
+def history(rows: list[dict]) -> str:
+    if not rows:
+        return "nothing yet: no consolidation, skip, gate failure or rollback recorded"
+    out = []
+    for r in rows:
+        trig = f" [{r['trigger']}]" if r.get("trigger") else ""
+        out += textwrap.wrap(f"{_local(r['at'])}  {r['kind']:<22}{r['summary']}{trig}", width=WIDTH,
+                             subsequent_indent=" " * 18, break_on_hyphens=False)
+    return "\n".join(out)
 
 
 def models(rows: list[dict]) -> str:
     if not rows:
         return "no versions yet (the first `clagent serve` creates version 1)"
-    out = [f"{'':1} {'version':<8} {'parent':<7} {'method':<14} {'quant':<7} {'size':>10}  created"]
+    out = [f"{'':1} {'version':<8} {'parent':<7} {'method':<14} {'merge':<16} {'size':>10}  created"]
     for r in rows:
         mark = "*" if r["served"] else " "
         parent = f"v{r['parent']}" if r["parent"] else "-"
-        out.append(f"{mark} {'v' + str(r['id']):<8} {parent:<7} {r['method']:<14} {r['quant']:<7} "
-                   f"{human_bytes(r['disk_bytes']):>10}  {_short_time(r['created_at'])}")
+        merge = ((r.get("info") or {}).get("merge") or {}).get("method", "-")
+        size = "pruned" if r.get("pruned_at") else human_bytes(r["disk_bytes"])
+        out.append(f"{mark} {'v' + str(r['id']):<8} {parent:<7} {r['method']:<14} {merge:<16} "
+                   f"{size:>10}  {_local(r['created_at'])}")
     out.append("(* = served)")
     return "\n".join(out)
 
@@ -120,9 +209,12 @@ def consolidation(info: dict) -> str:
         f"loss:      {sparkline(t['losses'])}",
         f"merge:     {info['merge']['method']}",
     ]
-    acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
-    drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"
-    lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}")
+    if g:
+        acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
+        drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"
+        lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}")
+    else:
+        lines.append("gate:      not checked")
     lines.append("stages:    " + ", ".join(f"{k} {v:.0f}s" for k, v in info["seconds"].items()))
     return "\n".join(lines)
 
@@ -134,14 +226,22 @@ def layer_bars(weights: list[float], width: int = 60) -> str:
 
 def version(d: dict) -> str:
     info = d.get("info") or {}
-    lines = [f"version:   v{d['id']} ({d['method']}, {d['quant']}, {_short_time(d['created_at'])})",
+    lines = [f"version:   v{d['id']} ({d['method']}, {d['quant']}, {_local(d['created_at'])})",
              "lineage:   " + " <- ".join(f"v{i}" for i in d["lineage"])]
+    if d.get("pruned_at"):
+        lines.append(f"files:     pruned {_local(d['pruned_at'])} (the record stays; it cannot be served again)")
+    elif d.get("disk_bytes") is not None:
+        lines.append(f"files:     {human_bytes(d['disk_bytes'])}")
     if d["method"] == "consolidation" and info.get("train"):
         lines.append(consolidation(info))
-        weights = (info.get("merge") or {}).get("weights", {}).get("tuned")
-        if weights:
-            lines.append(f"layer weights of the new model (embeddings .. last layer, {min(weights):.2f}-{max(weights):.2f}):")
-            lines.append(f"           {layer_bars(weights)}")
+        weights = (info.get("merge") or {}).get("weights") or {}
+        if weights.get("tuned"):
+            w = weights["tuned"]
+            lines.append(f"layer weights of the new model (embeddings .. last layer, {min(w):.2f}-{max(w):.2f}):")
+            lines.append(" " * LABEL + layer_bars(w, WIDTH - LABEL))
+            for name, values in weights.items():
+                names = ["emb"] + [f"L{i}" for i in range(1, len(values))]  # the head shares the last
+                lines += _field(f"  {name}", "  ".join(f"{n} {v:.2f}" for n, v in zip(names, values)))
     elif info.get("source"):
         lines.append(f"source:    {info['source']}")
     return "\n".join(lines)

@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clagent.daemon.engine import Engine, Generation
 from clagent.daemon.errors import APIError, error_response
+from clagent.daemon.metrics import Metrics, MetricsMiddleware
+from clagent.daemon.operations import operations_router
+from clagent.daemon.scheduler import Scheduler
 from clagent.daemon.schemas import ChatRequest, parse_chat_request
 from clagent.errors import ClagentError
 from clagent.home import Home
@@ -42,11 +46,25 @@ class DaemonInfo:
     started_monotonic: float = field(default_factory=time.monotonic)
 
 
-def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManager | None = None) -> FastAPI:
+async def json_body(request: Request):
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise APIError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise APIError(400, f"could not parse the JSON body: {e}") from None
+
+
+def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManager | None = None,
+               scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="clagent", version="1", docs_url=None, redoc_url=None)
     settings = home.settings
-    # Serialises the daemon's model-switching actions (swap), not generation.
+    # Serialises the daemon's model-switching actions (swap, rollback, prune), not generation.
     swap_lock = threading.Lock()
+    metrics = Metrics(home, lambda: engine.version)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.include_router(operations_router(home, engine, swap_lock, scheduler, json_body))
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
@@ -65,15 +83,6 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
         traceback.print_exception(exc, file=sys.stderr)
         return error_response(500, f"internal error: {type(exc).__name__}")
 
-    async def json_body(request: Request):
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise APIError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise APIError(400, f"could not parse the JSON body: {e}") from None
-
     def check_model(name: str | None) -> None:
         served = engine.version
         if name in (None, "", MODEL_ALIAS, f"{MODEL_ALIAS}-v{served}"):
@@ -84,6 +93,10 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
     @app.get("/health")
     def health():
         return {"status": "ok", "version": engine.version}
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models")
     def models():
@@ -101,7 +114,8 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
         conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or f"conv-{uuid.uuid4().hex}"
         if request.headers.get(MEMORY_HEADER, "").lower() in ("off", "0", "false", "no"):
             req.memory = False
-        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt, memory)
+        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt, memory,
+                   metrics)
         run.start()
         try:
             kind, payload = await run.events.get()
@@ -126,7 +140,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
             "running": True, "pid": info.pid, "url": info.url, "started_at": info.started_at,
             "uptime_s": round(time.monotonic() - info.started_monotonic, 1),
             "served_version": engine.version,
-        })
+        }, schedule=scheduler.describe() if scheduler is not None else None)
 
     @app.post("/v1/clagent/feedback")
     async def feedback(request: Request):
@@ -172,7 +186,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
         if not isinstance(dry_run, bool):
             raise APIError(400, "'dry_run' must be a boolean", param="dry_run")
         try:
-            return {"started": True, **start_in_background(home.path, max_steps, dry_run)}
+            return {"started": True, **start_in_background(home.path, max_steps, dry_run, trigger="api")}
         except ClagentError as e:
             raise APIError(409, str(e)) from None
 
@@ -260,8 +274,10 @@ class _Run:
     """One chat completion: generation in a worker thread, events handed to the event loop."""
 
     def __init__(self, engine: Engine, home: Home, req: ChatRequest, conversation: str,
-                 loop: asyncio.AbstractEventLoop, default_system: str = "", memory: MemoryManager | None = None):
+                 loop: asyncio.AbstractEventLoop, default_system: str = "", memory: MemoryManager | None = None,
+                 metrics: Metrics | None = None):
         self.engine, self.home, self.req = engine, home, req
+        self.metrics = metrics
         self.default_system = default_system
         self.memory = memory
         self.recall = Recall()
@@ -336,6 +352,8 @@ class _Run:
         ))
         if self.recall.ids:
             self.memory.mark_used(self.recall.ids)
+        if self.metrics is not None:
+            self.metrics.observe_generation(gen)
 
     async def finish(self) -> Generation:
         while True:

@@ -89,17 +89,36 @@ def serve(home: Home, model_path: str | None = None) -> None:
 
                 memory = MemoryManager(home.db, settings)
                 memory.load_in_background()  # the embedding model takes seconds to import
-            app = create_app(home, engine, info, memory)
+            from clagent.daemon.scheduler import Scheduler
+
+            scheduler = Scheduler(home)
+            app = create_app(home, engine, info, memory, scheduler)
             daemon_file = home.path / DAEMON_FILE
             atomic_write_text(daemon_file, json.dumps(
                 {"pid": info.pid, "url": info.url, "started_at": info.started_at}))
             say(f"clagent: serving version {version.id} at {info.url} (home {home.path})")
+            _start_scheduler(scheduler)
             config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
             try:
                 _quiet_server_class()(config).run(sockets=[sock])
             finally:
+                scheduler.shutdown()
                 daemon_file.unlink(missing_ok=True)
                 engine.close()
                 say("clagent: stopped")
         finally:
             sock.close()
+
+
+def _start_scheduler(scheduler) -> None:
+    """Start the consolidation schedule; a broken stored schedule is reported, chat still served."""
+    try:
+        scheduler.start()
+    except ClagentError as e:
+        say(f"clagent: the consolidation schedule is not running: {e}")
+        return
+    s = scheduler.schedule
+    if s.enabled:
+        say(f"clagent: consolidation scheduled \"{s.cron}\", next run {scheduler.next_run()}")
+    else:
+        say("clagent: consolidation schedule is off (clagent schedule on)")

@@ -102,6 +102,12 @@ def m002_memories(db: sqlite_utils.Database) -> None:
     db["interactions"].add_column("memory_ids", str)
 
 
+@migration
+def m003_pruned_versions(db: sqlite_utils.Database) -> None:
+    # The retention policy deletes old versions' files; their records stay, marked.
+    db.execute("ALTER TABLE versions ADD COLUMN pruned_at TEXT")
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating if needed) the database at ``path``."""
     try:

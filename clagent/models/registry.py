@@ -32,6 +32,7 @@ class Version:
     served_file: str
     quant: str
     info: dict = field(default_factory=dict)
+    pruned_at: str | None = None  # when the retention policy deleted its files
 
     @property
     def name(self) -> str:
@@ -47,7 +48,7 @@ class Version:
         return {
             "id": self.id, "name": self.name, "parent": self.parent, "created_at": self.created_at,
             "method": self.method, "master_file": self.master_file, "served_file": self.served_file,
-            "quant": self.quant, "info": self.info,
+            "quant": self.quant, "info": self.info, "pruned_at": self.pruned_at,
         }
 
 
@@ -83,6 +84,9 @@ class Registry:
         return self.home / relative
 
     def served_path(self, version: Version) -> Path:
+        if version.pruned_at:
+            raise ClagentError(f"the files of version {version.id} were pruned on {version.pruned_at[:10]} "
+                               f"(keep_versions); only its record remains")
         path = self.path(version.served_file)
         if not path.is_file():
             raise ClagentError(f"the files of version {version.id} are missing ({path})")
@@ -148,11 +152,33 @@ class Registry:
             [utcnow(), kind, version_id, json.dumps(detail)],
         )
 
+    def prune(self, keep: int, dry_run: bool = False) -> list[Version]:
+        """Delete the files of every version but the newest ``keep`` and the served one; their
+        records stay. The rows are marked first, then the files go (a crash in between leaves
+        folders that ``cleanup`` removes)."""
+        if keep < 1:
+            raise ClagentError(f"keep must be at least 1, got {keep}")
+        served = self.served()
+        live = [v for v in self.versions() if not v.pruned_at]
+        newest = {v.id for v in live[-keep:]}
+        doomed = [v for v in live if v.id not in newest and (served is None or v.id != served.id)]
+        if dry_run or not doomed:
+            return doomed
+        now = utcnow()
+        with transaction(self.db):
+            for v in doomed:
+                self.db.execute("UPDATE versions SET pruned_at = ? WHERE id = ?", [now, v.id])
+            self._event("pruned", None, {"versions": [v.id for v in doomed], "keep": keep})
+        for v in doomed:
+            shutil.rmtree(self.models_dir / v.name, ignore_errors=True)
+        return doomed
+
     def cleanup(self) -> list[Path]:
-        """Remove staging folders and version folders that no committed row refers to."""
+        """Remove staging folders, version folders that no committed row refers to, and the
+        folders of pruned versions."""
         if not self.models_dir.exists():
             return []
-        known = {f"v{v.id}" for v in self.versions()}
+        known = {f"v{v.id}" for v in self.versions() if not v.pruned_at}
         removed = []
         for child in self.models_dir.iterdir():
             if child.is_dir() and (child.name.startswith(".staging-") or

@@ -43,7 +43,8 @@ def is_running(home: Path) -> bool:
     return is_held(home / LOCK_FILE)
 
 
-def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool = False) -> dict:
+def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool = False,
+                        trigger: str = "api") -> dict:
     """Run ``clagent consolidate`` in its own process at low CPU priority, so that the daemon keeps
     serving chat while it trains; its output goes to a log file in the home."""
     import subprocess
@@ -58,7 +59,7 @@ def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool 
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     log = logs / f"consolidate-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    cmd = [sys.executable, "-m", "clagent", "consolidate", "--home", str(home)]
+    cmd = [sys.executable, "-m", "clagent", "consolidate", "--home", str(home), "--trigger", trigger]
     if max_steps:
         cmd += ["--max-steps", str(max_steps)]
     if dry_run:
@@ -68,7 +69,7 @@ def start_in_background(home: Path, max_steps: int | None = None, dry_run: bool 
                                 start_new_session=True, preexec_fn=lambda: os.nice(10))
     threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it ends
     _started = proc
-    return {"pid": proc.pid, "log": str(log)}
+    return {"pid": proc.pid, "log": str(log), "trigger": trigger}
 
 
 def last_run(home: Home) -> dict | None:
@@ -88,7 +89,9 @@ def last_run(home: Home) -> dict | None:
     out = {"at": row["at"], "outcome": outcome, "version": row["version"], **json.loads(row["detail"] or "{}")}
     if outcome == "committed":
         info = home.registry.get(row["version"]).info
-        out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds")})
+        out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds", "trigger")})
+        losses = (out["train"] or {}).get("losses") or []
+        out["train_loss"] = [losses[0], losses[-1]] if losses else None
         out["train"] = {k: v for k, v in (out["train"] or {}).items() if k != "losses"}
     return out
 
@@ -120,7 +123,9 @@ def record_event(home: Home, kind: str, version: int | None, detail: dict) -> No
 
 def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = None,
                 max_seconds: float | None = None, method: str | None = None, verbose: bool = True,
-                notify_daemon: bool = True) -> Outcome:
+                notify_daemon: bool = True, check_gate: bool = True, trigger: str = "manual") -> Outcome:
+    """``check_gate=False`` commits without the gate's checks: for benchmarks that measure the merge
+    methods themselves (a gate would keep the parent whenever a method does badly)."""
     from clagent.updater import dataset
 
     s = home.settings
@@ -139,15 +144,18 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
             msg = (f"nothing to consolidate: {ds.counts['memories']} new memories, {ds.counts['corrections']} "
                    f"corrections, {ds.counts['interaction_examples']} usable interactions "
                    f"(at least {s.consolidate_min_interactions} needed without memories or corrections)")
-            record_event(home, "consolidation_skipped", parent.id, {"reason": msg, "data": ds.counts})
+            record_event(home, "consolidation_skipped", parent.id, {"reason": msg, "data": ds.counts,
+                                                                   "trigger": trigger})
             return Outcome("nothing", parent=parent.id, info={"data": ds.counts}, message=msg)
         if dry_run:
             return Outcome("dry_run", parent=parent.id, info={"data": ds.counts, "probes": len(ds.probes)},
                            message=f"would train on {ds.counts['examples']} examples")
-        return _run(home, parent, ds, max_steps, max_seconds, method or s.merge_method, verbose, notify_daemon)
+        return _run(home, parent, ds, max_steps, max_seconds, method or s.merge_method, verbose, notify_daemon,
+                    check_gate, trigger)
 
 
-def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon) -> Outcome:
+def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon, check_gate,
+         trigger) -> Outcome:
     import llama_cpp
 
     from clagent import merge
@@ -219,24 +227,27 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
         new_served = quantize(staging / MASTER_NAME, staging / served_name(s.quant), s.quant, s.n_threads)
         timings["quantize"] = time.monotonic() - t
 
-        _stage("gate: checking the new version", verbose)
-        t = time.monotonic()
-        verdict = gate.check(new_served, parent_served, ds.probes, general, s.system_prompt,
-                             s.gate_min_acquisition, s.gate_max_drift)
-        timings["gate"] = time.monotonic() - t
+        if check_gate:
+            _stage("gate: checking the new version", verbose)
+            t = time.monotonic()
+            verdict = gate.check(new_served, parent_served, ds.probes, general, s.system_prompt,
+                                 s.gate_min_acquisition, s.gate_max_drift)
+            timings["gate"] = time.monotonic() - t
+        else:
+            verdict = gate.GateResult(passed=True)
         info = {
-            "parent": parent.id, "data": ds.counts,
+            "parent": parent.id, "trigger": trigger, "data": ds.counts,
             "train": {"steps": trained.steps, "seconds": round(trained.seconds, 1), "tokens": trained.tokens,
                       "tokens_per_second": round(trained.tokens_per_second, 1), "device": trained.device,
                       "learning_rate": cfg.learning_rate, "rank": cfg.rank, "losses": trained.losses,
                       "trainable_parameters": trained.trainable_parameters},
             "merge": {"method": merged.method, **merged.report},
-            "gate": verdict.to_dict(),
+            "gate": verdict.to_dict() if check_gate else None,
             "seconds": {k: round(v, 1) for k, v in timings.items()},
             "spec": spec.to_dict(),
         }
         if not verdict.passed:
-            record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": verdict.to_dict(),
+            record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": verdict.to_dict() if check_gate else None,
                                                           "data": ds.counts})
             return Outcome("gate_failed", parent=parent.id, info=info,
                            message="the new version failed its checks, v%d keeps serving: %s"
@@ -245,6 +256,12 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
         _stage("committing", verbose)
 
         def absorb(db, version_id: int) -> None:
+            served_now = db.execute("SELECT value FROM state WHERE key = 'served_version'").fetchone()
+            if served_now is None or int(served_now[0]) != parent.id:
+                # A rollback while this run trained: building on a version no longer served would
+                # undo it. Nothing is committed.
+                raise ClagentError(f"the served version changed from v{parent.id} while this consolidation ran "
+                                   f"(a rollback?); its result is discarded, run it again")
             # Data-free: the raw interactions this run learned from go, in the same transaction.
             for i in range(0, len(ds.interaction_ids), 500):
                 chunk = ds.interaction_ids[i:i + 500]
@@ -262,6 +279,10 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
+    pruned = registry.prune(s.keep_versions)
+    if pruned and verbose:
+        say("consolidate: pruned the files of " + ", ".join(v.name for v in pruned) +
+            f" (keep_versions = {s.keep_versions})")
     swapped = _notify(home, version.id) if notify_daemon else False
     info["hot_swapped"] = swapped
     return Outcome("committed", version=version.id, parent=parent.id, info=info,

@@ -1,0 +1,63 @@
+"""The timeline ``clagent history`` shows: consolidations, skips, gate failures (automatic
+rollbacks), rollbacks, missed schedules and pruning, from the home's events."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+KINDS = ("version_created", "consolidation_skipped", "gate_failed", "rollback", "pruned", "schedule_missed")
+
+
+def history(db: sqlite_utils.Database, limit: int = 50) -> list[dict]:
+    """Newest first."""
+    placeholders = ",".join("?" * len(KINDS))
+    rows = list(db.query(
+        f"""SELECT e.id, e.at, e.kind, e.version, e.detail, v.info AS info, v.method AS method
+            FROM events e LEFT JOIN versions v ON v.id = e.version AND e.kind = 'version_created'
+            WHERE e.kind IN ({placeholders}) ORDER BY e.id DESC LIMIT ?""", [*KINDS, limit]))
+    return [_entry(r) for r in rows]
+
+
+def _entry(row: dict) -> dict:
+    detail = json.loads(row["detail"] or "{}")
+    kind, version = row["kind"], row["version"]
+    out = {"at": row["at"], "kind": kind, "version": version}
+    if kind == "version_created":
+        info = json.loads(row["info"] or "{}")
+        if row["method"] == "consolidation":
+            out["kind"] = "consolidation"
+            gate = info.get("gate") or {}
+            out.update({
+                "parent": info.get("parent"), "trigger": info.get("trigger"),
+                "examples": (info.get("data") or {}).get("examples"),
+                "method": (info.get("merge") or {}).get("method"),
+                "seconds": (info.get("seconds") or {}).get("total"),
+                "final_loss": ((info.get("train") or {}).get("losses") or [None])[-1],
+                "acquisition": gate.get("acquisition"), "drift": gate.get("drift"),
+            })
+            out["summary"] = (f"v{version} committed from v{out['parent']}: {out['examples']} examples, "
+                              f"merge {out['method']}" + (f", {out['seconds']:.0f}s" if out["seconds"] else ""))
+        else:
+            out["kind"] = "import"
+            out["summary"] = f"v{version} imported from {info.get('source', '?')}"
+    elif kind == "consolidation_skipped":
+        out["reason"] = detail.get("reason")
+        out["trigger"] = detail.get("trigger")
+        out["summary"] = f"skipped: {detail.get('reason', '')}"
+    elif kind == "gate_failed":
+        out["reasons"] = detail.get("reasons", [])
+        out["trigger"] = detail.get("trigger")
+        out["summary"] = f"gate failed, v{version} kept serving (automatic rollback): " + "; ".join(out["reasons"])
+    elif kind == "rollback":
+        out.update({"from": detail.get("from"), "to": detail.get("to"), "reason": detail.get("reason")})
+        out["summary"] = f"rolled back from v{detail.get('from')} to v{detail.get('to')}" + \
+                         (f": {detail['reason']}" if detail.get("reason") else "")
+    elif kind == "pruned":
+        out["versions"] = detail.get("versions", [])
+        out["summary"] = "pruned the files of " + ", ".join(f"v{v}" for v in out["versions"]) + \
+                         f" (keeping {detail.get('keep')})"
+    elif kind == "schedule_missed":
+        out["summary"] = f"scheduled run missed: {detail.get('reason', '')}"
+    return out
