@@ -19,7 +19,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from clagent.config import Settings  # noqa: E402
 from clagent.home import Home  # noqa: E402
+from clagent.memory.interactions import Interaction, log_interaction, set_feedback  # noqa: E402
+from clagent.memory.manager import MemoryManager  # noqa: E402
 from clagent.models import embedded, gguf_io  # noqa: E402
 
 TINY = dict(n_vocab=49152, n_embd=64, n_ff=128, n_layer=2, n_head=4, n_head_kv=2, n_ctx_train=2048,
@@ -182,3 +185,23 @@ def shared_daemon(tmp_path_factory, _tiny_home_template):
 def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(clagent_cmd(*args), input=input, capture_output=True, text=True, timeout=timeout,
                           env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+@pytest.fixture
+def taught_home(tiny_home, embedder):
+    """The tiny home, set to always pass its gate, with interactions, a correction and memories."""
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=3,
+             consolidate_batch_size=2).write(tiny_home)
+    home = Home.open(tiny_home)
+    for n in range(3):
+        log_interaction(home.db, Interaction(id=f"chatcmpl-{n}", conversation_id="c", version=1, model="clagent-v1",
+                                             messages=[{"role": "user", "content": f"question {n}"}],
+                                             response=f"answer {n}", finish_reason="stop"))
+    set_feedback(home.db, "chatcmpl-2", "down", "the right answer")
+    mm = MemoryManager(home.db, home.settings, embedder)
+    mm.load()
+    mm.add("My dog is called Rex")
+    mm.add("My dog is called Biscuit")  # supersedes Rex
+    mm.add("I live in Lisbon")
+    home.close()
+    return tiny_home

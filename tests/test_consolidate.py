@@ -10,33 +10,10 @@ import numpy as np
 import pytest
 
 from clagent.config import Settings
-from clagent.home import Home
-from clagent.memory.interactions import Interaction, log_interaction, set_feedback
-from clagent.memory.manager import MemoryManager
 from tests.conftest import clagent_cmd, run_cli
 
 STAGES = ["replaying", "loading the float master", "training", "merging", "exporting", "quantizing",
           "gate:", "committing"]
-
-
-@pytest.fixture
-def taught_home(tiny_home, embedder):
-    """The tiny home, set to always pass its gate, with interactions, a correction and memories."""
-    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=3,
-             consolidate_batch_size=2).write(tiny_home)
-    home = Home.open(tiny_home)
-    for n in range(3):
-        log_interaction(home.db, Interaction(id=f"chatcmpl-{n}", conversation_id="c", version=1, model="clagent-v1",
-                                             messages=[{"role": "user", "content": f"question {n}"}],
-                                             response=f"answer {n}", finish_reason="stop"))
-    set_feedback(home.db, "chatcmpl-2", "down", "the right answer")
-    mm = MemoryManager(home.db, home.settings, embedder)
-    mm.load()
-    mm.add("My dog is called Rex")
-    mm.add("My dog is called Biscuit")  # supersedes Rex
-    mm.add("I live in Lisbon")
-    home.close()
-    return tiny_home
 
 
 def snapshot(path):

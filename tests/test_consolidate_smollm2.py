@@ -36,8 +36,9 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
             {"role": "user", "content": "Who wrote the novel The Glass Orchard?"}])
         httpx.post(f"{daemon.url}/v1/clagent/feedback", timeout=60, json={
             "interaction_id": wrong.id, "rating": "down", "correction": "The Glass Orchard was written by Lena Okafor."})
+        before = {q: ask(client, q) for q, _ in ASK}
         for question, value in ASK:  # the weights alone do not know yet
-            assert value not in ask(client, question)[0].lower()
+            assert value not in before[question][0].lower()
 
         con = sqlite3.connect(smollm2_home / "clagent.db")
         consumed = [r[0] for r in con.execute("SELECT id FROM interactions")]
@@ -73,3 +74,16 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
     assert info["gate"]["passed"] and info["gate"]["acquisition"] >= 0.5 and info["train"]["losses"]
     models = run_cli("models", "--home", str(smollm2_home)).stdout
     assert "* v2" in models and "consolidation" in models
+
+    # Rolling back serves v1 again, at once: its answers are back, the facts gone from the weights.
+    daemon = start_daemon(smollm2_home)
+    try:
+        rb = run_cli("rollback", "--home", str(smollm2_home), "--reason", "checking rollback")
+        assert rb.returncode == 0 and "rolled back from v2 to v1" in rb.stdout, rb.stderr
+        after = {q: ask(daemon.openai(), q) for q, _ in ASK}
+        assert after == before, (before, after)
+        assert all(model == "clagent-v1" for _, model in after.values())
+    finally:
+        daemon.stop()
+    hist = run_cli("history", "--home", str(smollm2_home)).stdout
+    assert "rolled back from v2 to v1: checking rollback" in " ".join(hist.split())

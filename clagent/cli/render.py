@@ -62,7 +62,7 @@ def status(d: dict) -> str:
         lines += _field("daemon", "down (start it with: clagent serve, or clagent service install)")
     v = d.get("served_version")
     if v:
-        chain = " <- ".join(f"v{x['id']}" + (" (base)" if x["method"] == "import" else "") for x in v["lineage"])
+        chain = " <- ".join(f"v{x['id']}" for x in v["lineage"]) + " (base)"
         lines += _field("served", f"v{v['id']} ({v['quant']}, made {_local(v['created_at'])}); lineage {chain}")
     else:
         lines += _field("served", "no version yet (the first `clagent serve` creates version 1)")

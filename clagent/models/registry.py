@@ -124,11 +124,11 @@ class Registry:
                      str(rel / master_name) if master_name else None, str(rel / served_name),
                      quant, json.dumps(info)],
                 )
+                if inside is not None:  # before the served pointer moves: it may check the old one
+                    inside(self.db, next_id)
                 if serve:
                     self._set_served(next_id)
                 self._event("version_created", next_id, {"method": method, "parent": parent})
-                if inside is not None:
-                    inside(self.db, next_id)
             except BaseException:
                 shutil.rmtree(final, ignore_errors=True)
                 raise
