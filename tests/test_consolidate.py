@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from clagent.config import Settings
+from clagent.home import Home
+from clagent.memory.manager import MemoryManager
 from tests.conftest import clagent_cmd, run_cli
 
 STAGES = ["replaying", "loading the float master", "training", "merging", "exporting", "quantizing",
@@ -194,3 +196,24 @@ def test_recall_merge_in_the_pipeline_stores_per_layer_weights(taught_home):
     assert shown.returncode == 0 and "recall" in shown.stdout and "layer" in shown.stdout
     missing = run_cli("models", "--home", str(taught_home), "--show", "9")
     assert missing.returncode == 1 and "unknown version 9" in missing.stderr
+
+
+def test_recall_merges_earlier_versions_as_extra_experts(taught_home, embedder):
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=2, consolidate_batch_size=2,
+             merge_method="recall", recall_extra_versions=2).write(taught_home)
+    first = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert set(json.loads(first.stdout)["info"]["merge"]["weights"]) == {"base", "tuned"}  # v1 has no ancestor
+    home = Home.open(taught_home)
+    mm = MemoryManager(home.db, home.settings, embedder)
+    mm.load()
+    mm.add("My cat is called Tom")
+    home.close()
+    second = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    merge = json.loads(second.stdout)["info"]["merge"]
+    assert set(merge["weights"]) == {"base", "tuned", "v1"}  # v2 is the base now, v1 an extra expert
+    total = sum(np.array(w) for w in merge["weights"].values())
+    assert np.allclose(total, 1.0, atol=1e-3)
+    assert all(np.all(np.array(merge["weights"]["tuned"]) >= np.array(merge["weights"][n]) - 1e-6)
+               for n in ("base", "v1"))  # the new model is closest to itself

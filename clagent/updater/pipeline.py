@@ -208,10 +208,15 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     _stage(f"merging ({method})", verbose)
     t = time.monotonic()
     params = _merge_params(s, method)
+    models = {"base": base, "tuned": trained.tensors}
     if method == "recall":
-        params["representations"] = _representations(s, tokenized, spec, {"base": base, "tuned": trained.tensors},
-                                                     trained.device)
-    merged = merge.merge(method, {"base": base, "tuned": trained.tensors}, **params)
+        # Multi-model merging: earlier versions of the lineage take part as extra experts, each
+        # weighted per layer by how close its representations stay to the new model's.
+        for v in _earlier_versions(registry, parent, spec, s.recall_extra_versions):
+            models[v.name] = gguf_io.read_gguf(gguf_io.open_gguf(registry.path(v.master_file)))[1]
+        params["representations"] = _representations(s, tokenized, spec, models, trained.device)
+    merged = merge.merge(method, models, **params)
+    del models
     timings["merge"] = time.monotonic() - t
     del trained.tensors
 
@@ -288,6 +293,19 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     return Outcome("committed", version=version.id, parent=parent.id, info=info,
                    message=f"v{version.id} committed" + (" and now served" if swapped else
                                                          " (served when the daemon starts)"))
+
+
+def _earlier_versions(registry, parent, spec, count: int) -> list:
+    """Up to ``count`` ancestors of ``parent`` (nearest first) with a float master of the same shapes."""
+    out = []
+    for v in registry.lineage(parent)[1:]:
+        if len(out) >= count:
+            break
+        if v.pruned_at or not v.master_file or not registry.path(v.master_file).is_file():
+            continue
+        if v.info.get("spec") == spec.to_dict():
+            out.append(v)
+    return out
 
 
 def _merge_params(settings, method: str) -> dict:

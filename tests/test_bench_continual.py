@@ -1,0 +1,68 @@
+"""bench/continual.py: its facts-file errors name the line, and a whole run on the tiny model with
+another facts file writes the table, results.json in the documented shape and the plot."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "continual.py"
+GOOD = {"session": 1, "statement": "My dog is called Rex.", "question": "What is my dog called?", "answer": "Rex"}
+
+
+def run_bench(*args, timeout=900):
+    return subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def write(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("rows, says", [
+    ([GOOD, "{broken"], "line 2: not valid JSON"),
+    ([GOOD, {k: v for k, v in GOOD.items() if k != "answer"}], "line 2: missing field answer"),
+    ([{**GOOD, "session": "one"}], "line 1: session must be a positive integer"),
+    ([{**GOOD, "question": ""}], "line 1: question must be a non-empty string"),
+    ([GOOD, {**GOOD, "session": 3}], "line 2: session 3 follows session 1"),
+    ([{**GOOD, "session": 2}], "line 1: session 2 follows session 0"),
+    ([GOOD, {**GOOD, "session": 2}, GOOD], "line 3: session 1 comes after session 2"),
+    (["[1, 2]"], "line 1: expected a JSON object"),
+    ([""], "no facts in the file"),
+])
+def test_a_bad_facts_file_is_a_clear_error_naming_the_line(tmp_path, rows, says):
+    p = run_bench("--facts", str(write(tmp_path / "facts.jsonl", rows)), "--out", str(tmp_path / "out"), timeout=60)
+    assert p.returncode == 2 and says in p.stderr and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_unknown_method_and_missing_file(tmp_path):
+    p = run_bench("--methods", "recall,magic", "--out", str(tmp_path), timeout=60)
+    assert p.returncode == 2 and "unknown method magic" in p.stderr
+    p = run_bench("--facts", str(tmp_path / "none.jsonl"), "--out", str(tmp_path), timeout=60)
+    assert p.returncode == 2 and "cannot read the facts file" in p.stderr
+
+
+def test_a_run_on_the_tiny_model_writes_table_results_and_plot(tmp_path, tiny_gguf):
+    facts = write(tmp_path / "facts.jsonl", [
+        GOOD, {"session": 1, "statement": "I live in Lisbon.", "question": "Where do I live?", "answer": "Lisbon"},
+        {"session": 2, "statement": "My cat is called Tom.", "question": "What is my cat called?", "answer": "Tom"},
+    ])
+    out = tmp_path / "out"
+    p = run_bench("--facts", str(facts), "--methods", "none,recall", "--max-steps", "1", "--model", str(tiny_gguf),
+                  "--out", str(out))
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["methods"]) == ["none", "recall"]
+    for rows in results["methods"].values():
+        assert [r["session"] for r in rows] == [1, 2]
+        assert rows[0]["retention"] is None and 0 <= rows[1]["retention"] <= 1
+        assert all(0 <= r["acquisition"] <= 1 and r["drift"] >= 0 and r["seconds"] > 0 for r in rows)
+    assert all(r["drift"] == 0 for r in results["methods"]["none"])  # no update: the original model
+    assert results["methods"]["recall"][1]["drift"] > 0
+    assert (out / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = p.stdout.splitlines()
+    assert table[0].split() == ["method", "session", "acquisition", "retention", "drift", "seconds"]
+    assert sum(line.startswith("recall ") for line in table) == 2
