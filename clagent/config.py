@@ -69,7 +69,7 @@ class Settings:
     consolidate_max_tokens: int = 256  # per training example
     consolidate_min_interactions: int = 5  # without new memories or corrections, fewer is nothing to do
     lora_rank: int = 16
-    merge_method: str = "replace"
+    merge_method: str = "recall"  # recall, replace, linear, task_arithmetic, ties (bench/continual.py compares them)
     merge_linear_weight: float = 0.5
     recall_clusters: int = 4  # typical samples for the RECALL merge (k-means over the new data)
     recall_temperature: float = 0.5  # softmax temperature of RECALL's per-layer weights

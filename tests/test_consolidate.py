@@ -46,7 +46,7 @@ def test_consolidation_commits_and_forgets_raw_history(taught_home):
     info = out["info"]
     assert info["data"]["memories"] == 2 and info["data"]["corrections"] == 1 and info["data"]["interaction_examples"] == 2
     assert info["train"]["steps"] == 3 and len(info["train"]["losses"]) == 3 and info["train"]["device"] == "cpu"
-    assert info["merge"]["method"] == "replace" and info["gate"]["passed"]
+    assert info["merge"]["method"] == "recall" and info["gate"]["passed"]
     models = json.loads(run_cli("models", "--home", str(taught_home), "--json").stdout)
     assert models[1]["parent"] == 1 and models[1]["method"] == "consolidation" and models[1]["served"]
     # the next run has nothing new to learn
@@ -161,7 +161,7 @@ def test_consolidation_through_the_daemon_hot_swaps(taught_home):
         bad = httpx.post(f"{daemon.url}/v1/clagent/consolidate", json={"max_steps": "many"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_steps"
         text = run_cli("status", "--home", str(taught_home)).stdout
-        assert "v2 committed" in text and "merge replace" in text
+        assert "v2 committed" in text and "merge recall" in text
     finally:
         daemon.stop()
 

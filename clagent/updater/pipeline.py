@@ -128,7 +128,12 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
     methods themselves (a gate would keep the parent whenever a method does badly)."""
     from clagent.updater import dataset
 
+    from clagent.merge import METHODS
+
     s = home.settings
+    method = method or s.merge_method
+    if method not in METHODS:  # before an hour of training, not after
+        raise ClagentError(f"unknown merge method {method!r}; choose one of {', '.join(sorted(METHODS))}")
     with consolidation_lock(home.path):
         registry = home.registry
         registry.cleanup()
@@ -150,7 +155,7 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
         if dry_run:
             return Outcome("dry_run", parent=parent.id, info={"data": ds.counts, "probes": len(ds.probes)},
                            message=f"would train on {ds.counts['examples']} examples")
-        return _run(home, parent, ds, max_steps, max_seconds, method or s.merge_method, verbose, notify_daemon,
+        return _run(home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon,
                     check_gate, trigger)
 
 
