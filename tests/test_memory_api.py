@@ -107,7 +107,7 @@ def test_memory_cli_with_daemon_stopped_then_running(tiny_home):
     listing = run_cli("memory", "list", "--home", home, "--all").stdout
     assert "[superseded by 2]" in listing
     status = run_cli("status", "--home", home).stdout
-    assert "memory:    1 active (1 fact); 1 superseded" in status
+    assert "memory     1 active (1 fact); 1 superseded" in status
 
     from tests.conftest import start_daemon
 

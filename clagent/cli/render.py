@@ -46,6 +46,10 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _field(label: str, text: str) -> list[str]:
     """``label`` then ``text`` wrapped to the terminal width, continuation lines indented."""
     return textwrap.wrap(text, width=WIDTH, initial_indent=f"{label:<{LABEL}}", subsequent_indent=" " * LABEL,
@@ -67,7 +71,7 @@ def status(d: dict) -> str:
     else:
         lines += _field("served", "no version yet (the first `clagent serve` creates version 1)")
     i = d["interactions"]
-    lines += _field("waiting", f"{i['waiting']} interactions in {i['conversations_waiting']} conversations "
+    lines += _field("waiting", f"{_n(i['waiting'], 'interaction')} in {_n(i['conversations_waiting'], 'conversation')} "
                                f"({i['logged_total']} logged in all); feedback {i['rated_up']} up, "
                                f"{i['rated_down']} down, {i['corrected']} corrected")
     m = d.get("memory")
@@ -116,8 +120,9 @@ def _last_run(c: dict) -> list[str]:
         total = sec.get("total", sum(v for v in sec.values()))
         lines += _field("last run", f"{when}: v{last['version']} committed from v{last.get('parent')} in "
                                     f"{_duration(total)}")
-        lines += _field("", f"data {data.get('memories', 0)} memories, {data.get('corrections', 0)} corrections, "
-                            f"{data.get('interaction_examples', 0)} interactions -> {data.get('examples', 0)} examples")
+        lines += _field("", f"data {_n(data.get('memories', 0), 'memory').replace('memorys', 'memories')}, "
+                            f"{_n(data.get('corrections', 0), 'correction')}, "
+                            f"{_n(data.get('interaction_examples', 0), 'interaction')} -> {data.get('examples', 0)} examples")
         loss = ""
         if last.get("train_loss"):
             loss = f", loss {last['train_loss'][0]:.2f} -> {last['train_loss'][1]:.2f}"
