@@ -2,7 +2,7 @@
 the earlier ones and without drifting from the original model?
 
     .venv/bin/python bench/continual.py [--facts FILE] [--methods recall,replace,...] [--out DIR]
-                                        [--max-steps N] [--model GGUF]
+                                        [--max-steps N] [--model GGUF] [--setting NAME=VALUE ...]
 
 For each method (``none`` = no update at all) a fresh home is made from the embedded SmolLM2 (or
 ``--model``). Then, session by session: the session's statements are said in chat (logged, and
@@ -100,6 +100,23 @@ def parse_methods(text: str) -> list[str]:
     if unknown or not methods:
         raise BenchError(f"unknown method {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
     return list(dict.fromkeys(methods))
+
+
+def parse_settings(items: list[str]) -> dict:
+    from clagent.config import Settings
+    from clagent.errors import ClagentError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BenchError(f"--setting {item!r}: expected NAME=VALUE")
+        out[name.strip()] = value.strip()
+    try:
+        Settings.load(Path(tempfile.gettempdir()) / "clagent-no-such-home", **out)
+    except ClagentError as e:
+        raise BenchError(str(e)) from None
+    return out
 
 
 def say(text: str) -> None:
@@ -243,10 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None, help="training steps per consolidation "
                     "(default: the consolidate_max_steps setting)")
     ap.add_argument("--model", type=Path, default=None, help="start from this GGUF instead of the embedded SmolLM2")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="a clagent setting for every home, e.g. recall_temperature=0.25 (repeatable)")
     args = ap.parse_args(argv)
     try:
         sessions = load_facts(args.facts)
         methods = parse_methods(args.methods)
+        args.settings = parse_settings(args.setting)
         try:
             import matplotlib  # noqa: F401 - checked before an hour of work, not after
         except ImportError:
@@ -273,11 +293,17 @@ def run(args, sessions: dict[int, list[Fact]], methods: list[str]) -> None:
     from clagent.updater import dataset, gate
 
     n_facts = sum(len(f) for f in sessions.values())
-    results = {"title": f"{args.facts.name}: {len(sessions)} sessions, {n_facts} facts",
-               "facts": str(args.facts), "methods": {}}
+    results = {"title": f"{args.facts.name}: {len(sessions)} sessions, {n_facts} facts"
+                        + "".join(f", {k}={v}" for k, v in args.settings.items()),
+               "facts": str(args.facts), "settings": args.settings, "methods": {}}
     work = Path(tempfile.mkdtemp(prefix="clagent-continual-"))
     try:
         base = work / "base"
+        if args.settings:
+            from clagent.config import Settings
+
+            base.mkdir(parents=True)
+            Settings.load(base, **args.settings).write(base)
         home = Home.open(base)
         try:
             say("making the starting home" + (f" from {args.model}" if args.model else " from the embedded model"))
