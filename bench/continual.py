@@ -246,6 +246,19 @@ def plot(results: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def previous_results(path: Path, facts: Path, settings: dict, methods: list[str]) -> dict:
+    """The methods of an earlier run with the same facts file and settings, except those run now."""
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise BenchError(f"--append: cannot read {path}: {e}") from None
+    if old.get("facts") != str(facts) or old.get("settings", {}) != settings:
+        raise BenchError(f"--append: {path} was made with another facts file or settings")
+    return {m: rows for m, rows in old.get("methods", {}).items() if m not in methods}
+
+
 def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -260,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None, help="training steps per consolidation "
                     "(default: the consolidate_max_steps setting)")
     ap.add_argument("--model", type=Path, default=None, help="start from this GGUF instead of the embedded SmolLM2")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the other methods already in OUT/results.json (same facts file) in the table and plot")
     ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                     help="a clagent setting for every home, e.g. recall_temperature=0.25 (repeatable)")
     args = ap.parse_args(argv)
@@ -296,6 +311,8 @@ def run(args, sessions: dict[int, list[Fact]], methods: list[str]) -> None:
     results = {"title": f"{args.facts.name}: {len(sessions)} sessions, {n_facts} facts"
                         + "".join(f", {k}={v}" for k, v in args.settings.items()),
                "facts": str(args.facts), "settings": args.settings, "methods": {}}
+    if args.append:
+        results["methods"] = previous_results(args.out / "results.json", args.facts, args.settings, methods)
     work = Path(tempfile.mkdtemp(prefix="clagent-continual-"))
     try:
         base = work / "base"
