@@ -162,10 +162,12 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             say(f"[{method}] session {k}/{len(sessions)}: stating {len(facts)} facts in chat")
             t = time.monotonic()
             state_facts(home, memory, facts, k)
+            weights = None
             if method != "none":
                 out = consolidate(home, method=method, max_steps=max_steps, notify_daemon=False, check_gate=False)
                 if out.status != "committed":
                     raise BenchError(f"[{method}] session {k}: consolidation did not commit: {out.message}")
+                weights = (out.info.get("merge") or {}).get("weights", {}).get("tuned")
             seconds = time.monotonic() - t
             say(f"[{method}] session {k}: evaluating with memory off")
             served = home.registry.served_path(home.registry.served())
@@ -175,6 +177,7 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             row = {"session": k, "acquisition": round(accuracy(facts, replies[:len(facts)]), 4),
                    "retention": round(accuracy(earlier, replies[len(facts):]), 4) if earlier else None,
                    "drift": round(max(drift, 0.0), 4), "seconds": round(seconds, 1),
+                   "layer_weights": weights,  # RECALL: the new model's weight per layer
                    "answers": [{"question": f.question, "expected": f.answer, "reply": r, "session": f.session}
                                for f, r in zip(facts + earlier, replies)]}
             rows.append(row)
