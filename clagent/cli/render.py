@@ -207,8 +207,9 @@ def sparkline(values: list[float], width: int = 40) -> str:
 def consolidation(info: dict) -> str:
     t, g, d = info["train"], info["gate"], info["data"]
     lines = [
-        f"data:      {d['memories']} memories, {d['corrections']} corrections, "
-        f"{d['interaction_examples']} interactions, {d.get('replay', 0)} replayed -> {d['examples']} examples",
+        f"data:      {_n(d['memories'], 'memory').replace('memorys', 'memories')}, "
+        f"{_n(d['corrections'], 'correction')}, {_n(d['interaction_examples'], 'interaction')}, "
+        f"{d.get('replay', 0)} replayed -> {d['examples']} examples",
         f"training:  {t['steps']} steps on {t['device']} in {t['seconds']:.0f}s "
         f"({t['tokens_per_second']:.0f} tokens/s), loss {t['losses'][0]:.2f} -> {t['losses'][-1]:.2f}",
         f"loss:      {sparkline(t['losses'])}",
@@ -246,7 +247,8 @@ def version(d: dict) -> str:
             lines.append(" " * LABEL + layer_bars(w, WIDTH - LABEL))
             for name, values in weights.items():
                 names = ["emb"] + [f"L{i}" for i in range(1, len(values))]  # the head shares the last
-                lines += _field(f"  {name}", "  ".join(f"{n} {v:.2f}" for n, v in zip(names, values)))
+                pairs = "  ".join(f"{n}\u00a0{v:.2f}" for n, v in zip(names, values))  # kept on one line
+                lines += [ln.replace("\u00a0", " ") for ln in _field(f"  {name}", pairs)]
     elif info.get("source"):
         lines.append(f"source:    {info['source']}")
     return "\n".join(lines)
