@@ -162,12 +162,17 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             say(f"[{method}] session {k}/{len(sessions)}: stating {len(facts)} facts in chat")
             t = time.monotonic()
             state_facts(home, memory, facts, k)
-            weights = None
+            weights, steps = None, 0
             if method != "none":
                 out = consolidate(home, method=method, max_steps=max_steps, notify_daemon=False, check_gate=False)
                 if out.status != "committed":
                     raise BenchError(f"[{method}] session {k}: consolidation did not commit: {out.message}")
                 weights = (out.info.get("merge") or {}).get("weights", {}).get("tuned")
+                steps = out.info["train"]["steps"]
+                wanted = max_steps or home.settings.consolidate_max_steps
+                if steps < wanted:
+                    say(f"[{method}] session {k}: WARNING: training stopped at {steps}/{wanted} steps "
+                        f"(consolidate_max_seconds); this machine is busy or slow, figures are not comparable")
             seconds = time.monotonic() - t
             say(f"[{method}] session {k}: evaluating with memory off")
             served = home.registry.served_path(home.registry.served())
@@ -177,7 +182,7 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             row = {"session": k, "acquisition": round(accuracy(facts, replies[:len(facts)]), 4),
                    "retention": round(accuracy(earlier, replies[len(facts):]), 4) if earlier else None,
                    "drift": round(max(drift, 0.0), 4), "seconds": round(seconds, 1),
-                   "layer_weights": weights,  # RECALL: the new model's weight per layer
+                   "train_steps": steps, "layer_weights": weights,  # RECALL: the new model's weight per layer
                    "answers": [{"question": f.question, "expected": f.answer, "reply": r, "session": f.session}
                                for f, r in zip(facts + earlier, replies)]}
             rows.append(row)
