@@ -72,7 +72,7 @@ class Settings:
     merge_method: str = "recall"  # recall, replace, linear, task_arithmetic, ties (bench/continual.py compares them)
     merge_linear_weight: float = 0.5
     recall_clusters: int = 4  # typical samples for the RECALL merge (k-means over the new data)
-    recall_temperature: float = 0.5  # softmax temperature of RECALL's per-layer weights
+    recall_temperature: float = 0.25  # softmax temperature of RECALL's per-layer weights (chosen by bench/continual.py)
     recall_extra_versions: int = 0  # earlier versions of the lineage merged in as extra experts
     gate_min_acquisition: float = 0.5  # share of taught facts the new version must answer without memory
     # Mean KL (nats) from the parent over its own answers to the shipped general prompts. A 30-step

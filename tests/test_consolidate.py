@@ -188,7 +188,7 @@ def test_recall_merge_in_the_pipeline_stores_per_layer_weights(taught_home):
     p = run_cli("consolidate", "--home", str(taught_home), "--method", "recall", "--json", timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     merge = json.loads(p.stdout)["info"]["merge"]
-    assert merge["method"] == "recall" and merge["temperature"] == 0.5
+    assert merge["method"] == "recall" and merge["temperature"] == Settings().recall_temperature == 0.25
     tuned, base = np.array(merge["weights"]["tuned"]), np.array(merge["weights"]["base"])
     assert tuned.shape == (3,) and np.allclose(tuned + base, 1.0, atol=1e-3)  # 2 blocks + embeddings
     assert tuned[0] == pytest.approx(0.5, abs=1e-3) and np.all(tuned >= 0.5 - 1e-3)
