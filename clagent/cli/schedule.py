@@ -51,6 +51,10 @@ def render(d: dict) -> str:
     return "\n".join(lines)
 
 
+def _show(d: dict, as_json: bool) -> None:
+    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+
+
 def _when(iso: str) -> str:
     return datetime.fromisoformat(iso).strftime("%a %Y-%m-%d %H:%M")
 
@@ -65,8 +69,7 @@ def schedule():
 @json_option
 def show(home, as_json):
     """The schedule and its next three runs."""
-    d = _change(home)
-    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+    _show(_change(home), as_json)
 
 
 @schedule.command("set")
@@ -75,8 +78,7 @@ def show(home, as_json):
 @json_option
 def set_(cron, home, as_json):
     """Set the 5-field cron expression, e.g. "0 3 * * *" (03:00 daily) or "30 1 * * 1-5"."""
-    d = _change(home, cron=cron, enabled=True)
-    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+    _show(_change(home, cron=cron, enabled=True), as_json)
 
 
 @schedule.command()
@@ -84,8 +86,7 @@ def set_(cron, home, as_json):
 @json_option
 def off(home, as_json):
     """Stop scheduled consolidations (clagent consolidate still works)."""
-    d = _change(home, enabled=False)
-    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+    _show(_change(home, enabled=False), as_json)
 
 
 @schedule.command()
@@ -93,5 +94,4 @@ def off(home, as_json):
 @json_option
 def on(home, as_json):
     """Resume scheduled consolidations."""
-    d = _change(home, enabled=True)
-    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+    _show(_change(home, enabled=True), as_json)

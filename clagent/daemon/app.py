@@ -22,7 +22,7 @@ from clagent.daemon.errors import APIError, error_response
 from clagent.daemon.metrics import Metrics, MetricsMiddleware
 from clagent.daemon.operations import operations_router
 from clagent.daemon.scheduler import Scheduler
-from clagent.daemon.schemas import ChatRequest, parse_chat_request
+from clagent.daemon.schemas import ChatRequest, json_body, optional_json_object, parse_chat_request
 from clagent.errors import ClagentError
 from clagent.home import Home
 from clagent.memory import store as memory_store
@@ -35,7 +35,6 @@ MODEL_ALIAS = "clagent"
 CONVERSATION_HEADER = "x-clagent-conversation"
 MEMORY_HEADER = "x-clagent-memory"  # "off" disables memory for one request
 MEMORIES_USED_HEADER = "x-clagent-memories-used"
-MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -46,16 +45,6 @@ class DaemonInfo:
     started_monotonic: float = field(default_factory=time.monotonic)
 
 
-async def json_body(request: Request):
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise APIError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise APIError(400, f"could not parse the JSON body: {e}") from None
-
-
 def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManager | None = None,
                scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="clagent", version="1", docs_url=None, redoc_url=None)
@@ -64,7 +53,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
     swap_lock = threading.Lock()
     metrics = Metrics(home, lambda: engine.version)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(operations_router(home, engine, swap_lock, scheduler, json_body))
+    app.include_router(operations_router(home, engine, swap_lock, scheduler))
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
@@ -175,10 +164,7 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
     async def consolidate(request: Request):
         from clagent.updater.pipeline import start_in_background
 
-        raw = await request.body()
-        body = await json_body(request) if raw.strip() else {}
-        if not isinstance(body, dict):
-            raise APIError(400, "the request body must be a JSON object")
+        body = await optional_json_object(request)
         max_steps = body.get("max_steps")
         if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
             raise APIError(400, "'max_steps' must be a positive integer", param="max_steps")

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Request
 from clagent.daemon.engine import Engine
 from clagent.daemon.errors import APIError
 from clagent.daemon.scheduler import Scheduler
+from clagent.daemon.schemas import json_body, optional_json_object
 from clagent.errors import ClagentError
 from clagent.home import Home
 from clagent.history import history
 
 
-def operations_router(home: Home, engine: Engine, swap_lock: threading.Lock, scheduler: Scheduler | None,
-                      json_body) -> APIRouter:
+def operations_router(home: Home, engine: Engine, swap_lock: threading.Lock,
+                      scheduler: Scheduler | None) -> APIRouter:
     router = APIRouter(prefix="/v1/clagent")
 
     def need_scheduler() -> Scheduler:
@@ -46,10 +47,7 @@ def operations_router(home: Home, engine: Engine, swap_lock: threading.Lock, sch
 
     @router.post("/rollback")
     async def rollback(request: Request):
-        raw = await request.body()
-        body = await json_body(request) if raw.strip() else {}
-        if not isinstance(body, dict):
-            raise APIError(400, "the request body must be a JSON object")
+        body = await optional_json_object(request)
         version = body.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise APIError(400, "'version' must be a version number", param="version")
@@ -80,9 +78,8 @@ def operations_router(home: Home, engine: Engine, swap_lock: threading.Lock, sch
 
     @router.post("/prune")
     async def prune(request: Request):
-        raw = await request.body()
-        body = await json_body(request) if raw.strip() else {}
-        keep = body.get("keep", home.settings.keep_versions) if isinstance(body, dict) else None
+        body = await optional_json_object(request)
+        keep = body.get("keep", home.settings.keep_versions)
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise APIError(400, "'keep' must be a positive integer", param="keep")
         dry_run = bool(body.get("dry_run", False))

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+from starlette.requests import Request
 
 from clagent.daemon.errors import APIError
 
 ROLES = {"system", "developer", "user", "assistant"}
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+async def json_body(request: Request):
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise APIError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise APIError(400, f"could not parse the JSON body: {e}") from None
+
+
+async def optional_json_object(request: Request) -> dict:
+    """The body of an endpoint whose fields are all optional: empty means ``{}``."""
+    raw = await request.body()
+    body = await json_body(request) if raw.strip() else {}
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object")
+    return body
 
 
 @dataclass
