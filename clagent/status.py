@@ -9,7 +9,7 @@ from clagent.home import Home
 from clagent.memory import store as memory_store
 from clagent.memory.interactions import interaction_counts, logged_total
 
-DAEMON_FILE = "daemon.json"
+from clagent.handoff import DAEMON_FILE, read_daemon_file  # noqa: F401 - re-exported
 
 
 def file_size(path: Path) -> int:
@@ -58,13 +58,6 @@ def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None,
             "models_bytes": sum(registry.disk_usage(v) for v in versions),
         },
     }
-
-
-def read_daemon_file(home_path: Path) -> dict | None:
-    try:
-        return json.loads((home_path / DAEMON_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _schedule(home: Home) -> dict:

@@ -1,4 +1,5 @@
-"""A small HTTP client for the running daemon (the CLI never touches the model directly)."""
+"""The command line's HTTP client for the running daemon (the CLI never touches the model
+directly); built on :mod:`clagent.handoff`, which the updater uses too."""
 
 from __future__ import annotations
 
@@ -8,45 +9,16 @@ from typing import Iterator
 
 import httpx
 
+from clagent import handoff
 from clagent.errors import ClagentError
-from clagent.status import read_daemon_file
+from clagent.handoff import daemon_url, is_up  # noqa: F401 - the CLI's names for them
 
 
-def daemon_url(home_path: Path, url: str | None = None) -> str | None:
-    if url:
-        return url.rstrip("/")
-    info = read_daemon_file(home_path)
-    return info["url"] if info else None
+class Client(handoff.Client):
+    """The daemon client of the command line: JSON requests, and streamed chat."""
 
-
-def is_up(url: str | None) -> bool:
-    if not url:
-        return False
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-class Client:
-    def __init__(self, url: str, timeout: float = 600):
-        self.url = url
-        self.http = httpx.Client(base_url=url, timeout=timeout)
-
-    def _check(self, r: httpx.Response) -> dict:
-        if r.status_code >= 400:
-            try:
-                message = r.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = r.text[:200]
-            raise ClagentError(f"daemon: {message}")
-        return r.json()
-
-    def request(self, method: str, path: str, **kw) -> dict:
-        try:
-            return self._check(self.http.request(method, path, **kw))
-        except httpx.HTTPError as e:
-            raise ClagentError(f"cannot reach the daemon at {self.url}: {e}") from None
+    def __init__(self, url: str, timeout: float = 600, home_path: Path | None = None):
+        super().__init__(url, timeout, handoff.auth_headers(home_path))
 
     def stream_chat(self, messages: list[dict], conversation: str | None, **params) -> Iterator[dict]:
         """Yield the streamed chunks of a chat completion (OpenAI chunk dicts)."""

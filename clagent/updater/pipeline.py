@@ -331,14 +331,10 @@ def _representations(settings, tokenized, spec, models: dict, device: str) -> di
 
 def _notify(home: Home, version_id: int) -> bool:
     """Ask a running daemon to serve the new version now."""
-    from clagent.cli.client import Client, daemon_url, is_up
+    from clagent import handoff
 
-    url = daemon_url(home.path)
-    if not is_up(url):
-        return False
     try:
-        Client(url, timeout=120).request("POST", "/v1/clagent/swap", json={"version": version_id})
-        return True
+        return handoff.serve_version(home.path, version_id)
     except ClagentError as e:
         say(f"consolidate: the daemon did not take v{version_id} ({e}); it serves it after a restart")
         return False
