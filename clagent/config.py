@@ -82,6 +82,11 @@ class Settings:
     schedule: str = "0 3 * * *"  # consolidation's cron (local time) until `clagent schedule set` stores another
     schedule_grace_hours: float = 12.0  # a run missed while down is made up at start if no older than this
     keep_versions: int = 5  # model files kept for the newest N versions (and the served one)
+    # Security (README, "Security"). With an api_key every endpoint but /health needs
+    # "Authorization: Bearer <key>"; listening beyond loopback needs one.
+    api_key: str = ""
+    allowed_hosts: str = ""  # more Host names, comma-separated ("name" any port, "name:port"; "*": any)
+    allowed_origins: str = ""  # web origins allowed to call the API (CORS), comma-separated; "*": any
 
     @classmethod
     def load(cls, home: Path, **overrides) -> "Settings":
@@ -122,6 +127,8 @@ class Settings:
 
 
 def _coerce(name: str, raw, typ):
+    if typ is str and isinstance(raw, list):  # a list setting written as a TOML array
+        return ",".join(str(item) for item in raw)
     try:
         if typ is bool and isinstance(raw, str):
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -135,8 +142,11 @@ def _coerce(name: str, raw, typ):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, readable by its owner only (0600)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask, or a leftover file's mode
+    with open(fd, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())

@@ -12,6 +12,7 @@ from clagent.memory import db as dbmod
 from clagent.models import embedded, gguf_io
 from clagent.models.quantize import check_quant, quantize
 from clagent.models.registry import Registry, Version
+from clagent.private import make_private
 from clagent.progress import Progress, say
 
 MASTER_NAME = "master.f16.gguf"
@@ -33,11 +34,12 @@ class Home:
         path = resolve_home(home)
         if create:
             try:
-                path.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as e:
                 raise ClagentError(f"cannot create home folder {path}: {e.strerror}") from None
             if not os.access(path, os.W_OK | os.X_OK):
                 raise ClagentError(f"home folder {path} is not writable")
+            make_private(path)
         elif not path.is_dir():
             raise ClagentError(f"no clagent home at {path} (start the daemon once to create it)")
         settings = Settings.load(path, **overrides)
@@ -61,8 +63,9 @@ class Home:
         return self._registry
 
     def close(self) -> None:
+        """Close the database (checkpointed: the last one to close leaves no -wal/-shm file)."""
         if self._db is not None:
-            self._db.conn.close()
+            dbmod.close(self._db)
             self._db = None
             self._registry = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from urllib.parse import quote
 
 import click
 
@@ -41,6 +42,9 @@ class Group(click.Group):
 @click.version_option(__version__, prog_name="clagent")
 def cli():
     """clagent: a local LLM daemon that gets better the more you use it."""
+    from clagent.private import private_umask
+
+    private_umask()  # what clagent writes into the home is its owner's only
 
 
 @cli.command()
@@ -64,7 +68,7 @@ def _client(home, url) -> Client:
     found = daemon_url(h.path, url)
     if not is_up(found):
         raise ClagentError(f"the daemon is not running for {h.path} (start it with: clagent serve)")
-    return Client(found)
+    return Client(found, home_path=h.path)
 
 
 @cli.command()
@@ -92,7 +96,7 @@ def status(home, as_json):
     data = None
     if is_up(url):
         try:
-            data = Client(url, timeout=10).request("GET", "/v1/clagent/status")
+            data = Client(url, timeout=10, home_path=h.path).request("GET", "/v1/clagent/status")
         except ClagentError:
             data = None
     if data is None:
@@ -117,6 +121,9 @@ def models(ctx, home, show, as_json):
         d = v.to_dict()
         d["lineage"] = [x.id for x in registry.lineage(v)]
         d["disk_bytes"] = registry.disk_usage(v)
+        from clagent.status import weights_summary
+
+        d["weights"] = weights_summary(h, v.id, v.info.get("gate") or {})
         click.echo(json.dumps(d, indent=2) if as_json else render.version(d))
         return
     served = registry.served()
@@ -131,16 +138,57 @@ def models(ctx, home, show, as_json):
 
 @cli.command()
 @home_option
+@click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("-n", "count", type=click.IntRange(1, 10000), default=10, show_default=True,
               help="How many recent interactions.")
+@click.option("--conversation", default=None, metavar="ID", help="Only this conversation's interactions.")
+@click.option("--delete", "delete", is_flag=True,
+              help="Delete for good: the interactions ID..., those of --conversation, or --all.")
+@click.option("--all", "everything", is_flag=True, help="With --delete: every interaction not yet consolidated.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def logs(home, count, as_json):
-    """Recent interactions (newest first)."""
+def logs(home, ids, count, conversation, delete, everything, as_json):
+    """Recent interactions (newest first); --delete removes them for good."""
     from clagent.memory.interactions import recent_interactions
 
     h = Home.open(home, create=False)
-    rows = recent_interactions(h.db, count)
+    if delete:
+        if sum((bool(ids), conversation is not None, everything)) != 1:
+            raise ClagentError("give what to delete: interaction ids, --conversation ID or --all (one of them)")
+        out = _delete_logs(h, list(ids) if ids else None, conversation, everything)
+        if as_json:
+            click.echo(json.dumps(out, indent=2))
+            return
+        n = out["deleted"]
+        click.echo(f"deleted {n} interaction{'' if n == 1 else 's'}"
+                   + (f" of conversation {conversation}" if conversation is not None else ""))
+        if out.get("memories_kept"):
+            k = out["memories_kept"]
+            click.echo(f"{k} memor{'y' if k == 1 else 'ies'} learned from them {'is' if k == 1 else 'are'} kept "
+                       f"(clagent memory list; clagent memory forget ID)")
+        return
+    if ids or everything:
+        raise ClagentError("interaction ids and --all go with --delete")
+    rows = recent_interactions(h.db, count, conversation)
     click.echo(json.dumps(rows, indent=2) if as_json else render.logs(rows))
+
+
+def _delete_logs(h: Home, ids: list[str] | None, conversation: str | None, everything: bool) -> dict:
+    """Through the daemon when it runs, else straight in the home."""
+    from clagent.memory.interactions import delete_interactions
+    from clagent.updater.pipeline import is_running
+
+    url = daemon_url(h.path)
+    if is_up(url):
+        client = Client(url, timeout=60, home_path=h.path)
+        if ids is not None and len(ids) == 1:
+            return client.request("DELETE", f"/v1/clagent/interactions/{quote(ids[0], safe='')}")
+        body = {"ids": ids} if ids is not None else {"conversation": conversation} if conversation is not None \
+            else {"all": True}
+        return client.request("POST", "/v1/clagent/interactions/delete", json=body)
+    if is_running(h.path):
+        raise ClagentError("a consolidation is training on the waiting interactions now; delete them once it "
+                           "has ended (it would have learned them anyway)")
+    return delete_interactions(h.db, ids=ids, conversation=conversation, everything=everything)
 
 
 @cli.command()

@@ -21,7 +21,7 @@ class _Backend:
     def __init__(self, home):
         self.home = Home.open(home, create=False)
         url = daemon_url(self.home.path)
-        self.client = Client(url) if is_up(url) else None
+        self.client = Client(url, home_path=self.home.path) if is_up(url) else None
         self._manager = None
 
     def manager(self, load: bool = True):

@@ -25,8 +25,8 @@ def _change(home: str | None, cron: str | None = None, enabled: bool | None = No
     if is_up(url):
         body = {k: v for k, v in (("cron", cron), ("enabled", enabled)) if v is not None}
         if not body:
-            return Client(url, timeout=10).request("GET", "/v1/clagent/schedule")
-        return Client(url, timeout=10).request("PUT", "/v1/clagent/schedule", json=body)
+            return Client(url, timeout=10, home_path=h.path).request("GET", "/v1/clagent/schedule")
+        return Client(url, timeout=10, home_path=h.path).request("PUT", "/v1/clagent/schedule", json=body)
     current = sched.load(h.db, h.settings.schedule)
     now = datetime.now(sched.local_zone())
     if cron is not None or enabled is not None:

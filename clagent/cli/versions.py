@@ -27,7 +27,7 @@ def rollback(version, reason, home, as_json):
     url = daemon_url(h.path)
     if is_up(url):
         body = {"reason": reason, **({"version": version} if version is not None else {})}
-        out = Client(url, timeout=120).request("POST", "/v1/clagent/rollback", json=body)
+        out = Client(url, timeout=120, home_path=h.path).request("POST", "/v1/clagent/rollback", json=body)
         out["daemon"] = "now serving it"
     else:
         from clagent.updater import rollback as rb
@@ -57,7 +57,7 @@ def prune(keep, dry_run, home, as_json):
         raise ClagentError(f"--keep must be at least 1, got {keep}")
     url = daemon_url(h.path)
     if is_up(url):
-        ids = Client(url, timeout=60).request("POST", "/v1/clagent/prune",
+        ids = Client(url, timeout=60, home_path=h.path).request("POST", "/v1/clagent/prune",
                                               json={"keep": keep, "dry_run": dry_run})["pruned"]
     else:
         ids = [v.id for v in h.registry.prune(keep, dry_run=dry_run)]

@@ -10,6 +10,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clagent.daemon.engine import Engine, Generation
 from clagent.daemon.errors import APIError, error_response
+from clagent.daemon.guard import Guard, Policy
 from clagent.daemon.metrics import Metrics, MetricsMiddleware
 from clagent.daemon.operations import operations_router
 from clagent.daemon.scheduler import Scheduler
@@ -26,7 +28,8 @@ from clagent.daemon.schemas import ChatRequest, json_body, optional_json_object,
 from clagent.errors import ClagentError
 from clagent.home import Home
 from clagent.memory import store as memory_store
-from clagent.memory.interactions import Interaction, get_interaction, log_interaction, set_feedback
+from clagent.memory.interactions import (Interaction, delete_interactions, get_interaction, log_interaction,
+                                        recent_interactions, set_feedback)
 from clagent.memory.manager import MemoryManager, Recall
 from clagent.memory.retrieve import with_memory
 from clagent.status import collect_status
@@ -46,12 +49,15 @@ class DaemonInfo:
 
 
 def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManager | None = None,
-               scheduler: Scheduler | None = None) -> FastAPI:
+               scheduler: Scheduler | None = None, policy: Policy | None = None) -> FastAPI:
     app = FastAPI(title="clagent", version="1", docs_url=None, redoc_url=None)
     settings = home.settings
     # Serialises the daemon's model-switching actions (swap, rollback, prune), not generation.
     swap_lock = threading.Lock()
     metrics = Metrics(home, lambda: engine.version)
+    # Host, Origin, API key and JSON-only checks before any handler; refusals are still counted
+    # (the metrics middleware, added last, is the outer one).
+    app.add_middleware(Guard, policy=policy or Policy.from_settings(settings, urlsplit(info.url).port))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(operations_router(home, engine, swap_lock, scheduler))
 
@@ -158,6 +164,44 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
             except ClagentError as e:
                 raise APIError(400, str(e), param="correction") from None
         return result
+
+    # -- the interaction log ---------------------------------------------------------------------
+    @app.get("/v1/clagent/interactions")
+    def list_interactions(limit: int = 10, conversation: str | None = None):
+        if not 1 <= limit <= 10000:
+            raise APIError(400, "'limit' must be between 1 and 10000", param="limit")
+        return {"data": recent_interactions(home.db, limit, conversation)}
+
+    def delete_logged(**what) -> dict:
+        from clagent.updater.pipeline import is_running
+
+        if is_running(home.path):
+            raise APIError(409, "a consolidation is training on the waiting interactions now; delete them once it "
+                                "has ended (it would have learned them anyway)")
+        try:
+            return delete_interactions(home.db, **what)
+        except ClagentError as e:
+            raise APIError(404 if str(e).startswith("no waiting") else 400, str(e)) from None
+
+    @app.delete("/v1/clagent/interactions/{interaction_id}")
+    async def delete_interaction(interaction_id: str):
+        return await asyncio.to_thread(delete_logged, ids=[interaction_id])
+
+    @app.post("/v1/clagent/interactions/delete")
+    async def delete_interactions_endpoint(request: Request):
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise APIError(400, "the request body must be a JSON object")
+        ids, conversation, everything = body.get("ids"), body.get("conversation"), body.get("all", False)
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise APIError(400, "'ids' must be a list of interaction ids", param="ids")
+        if conversation is not None and not isinstance(conversation, str):
+            raise APIError(400, "'conversation' must be a conversation id", param="conversation")
+        if not isinstance(everything, bool):
+            raise APIError(400, "'all' must be true or false", param="all")
+        if sum((ids is not None, conversation is not None, everything)) != 1:
+            raise APIError(400, "send one of {\"ids\": [...]}, {\"conversation\": \"...\"} or {\"all\": true}")
+        return await asyncio.to_thread(delete_logged, ids=ids, conversation=conversation, everything=everything)
 
     # -- consolidation -------------------------------------------------------------------------
     @app.post("/v1/clagent/consolidate", status_code=202)

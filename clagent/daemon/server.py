@@ -15,6 +15,7 @@ from clagent.errors import ClagentError
 from clagent.locks import exclusive
 from clagent.home import Home
 from clagent.memory.db import utcnow
+from clagent.private import private_umask
 from clagent.progress import say
 from clagent.status import DAEMON_FILE
 
@@ -73,7 +74,15 @@ def serve(home: Home, model_path: str | None = None) -> None:
     from clagent.daemon.app import DaemonInfo, create_app
     from clagent.daemon.engine import Engine
 
+    from clagent.daemon.guard import Policy, is_loopback_host
+
     settings = home.settings
+    if not settings.api_key and not is_loopback_host(settings.host):
+        raise ClagentError(
+            f"refusing to listen on {settings.host} without an API key: anyone who can reach it could read and "
+            f"change what clagent learned; set api_key in {home.path / 'config.toml'} or CLAGENT_API_KEY "
+            f"(or listen on 127.0.0.1 behind a reverse proxy)")
+    private_umask()
     with home_lock(home.path):
         sock = bind_socket(settings.host, settings.port)
         try:
@@ -92,19 +101,23 @@ def serve(home: Home, model_path: str | None = None) -> None:
             from clagent.daemon.scheduler import Scheduler
 
             scheduler = Scheduler(home)
-            app = create_app(home, engine, info, memory, scheduler)
+            app = create_app(home, engine, info, memory, scheduler, Policy.from_settings(settings, port))
             daemon_file = home.path / DAEMON_FILE
             atomic_write_text(daemon_file, json.dumps(
                 {"pid": info.pid, "url": info.url, "started_at": info.started_at}))
             say(f"clagent: serving version {version.id} at {info.url} (home {home.path})")
             _start_scheduler(scheduler)
-            config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30)
+            # Request heads up to 256 KiB are read whole, so that an oversized header gets the guard's
+            # clear 431 rather than a connection reset.
+            config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=30,
+                                    h11_max_incomplete_event_size=256 * 1024)
             try:
                 _quiet_server_class()(config).run(sockets=[sock])
             finally:
                 scheduler.shutdown()
                 daemon_file.unlink(missing_ok=True)
                 engine.close()
+                home.close()  # checkpointed and closed: no -wal/-shm left behind
                 say("clagent: stopped")
         finally:
             sock.close()

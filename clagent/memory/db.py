@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import sqlite3
 import threading
+import time
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,21 +112,133 @@ def m003_pruned_versions(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE versions ADD COLUMN pruned_at TEXT")
 
 
+@migration
+def m004_memory_checks(db: sqlite_utils.Database) -> None:
+    # Verification after each consolidation: every active memory asked, memory off, in a phrasing
+    # not used in training; which memories each version's weights hold. Figures only, no text: the
+    # question and answer would outlive a forgotten memory.
+    db.execute("""CREATE TABLE memory_checks (
+                      version INTEGER NOT NULL, memory_id INTEGER NOT NULL, ok INTEGER NOT NULL, at TEXT,
+                      PRIMARY KEY (version, memory_id))""")
+    db.execute("CREATE INDEX memory_checks_memory ON memory_checks (memory_id)")
+
+
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (to close the forgotten ones at exit)."""
+
+
+_open_connections: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def connect(path: Path) -> sqlite_utils.Database:
-    """Open (creating and migrating if needed) the database at ``path``."""
+    """Open (creating and migrating if needed) the database at ``path``.
+
+    The file is private to its owner (0600, and SQLite gives its -wal and -shm files the same
+    mode); deleted rows are overwritten (``secure_delete``) rather than left in free pages."""
     try:
-        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        _private_file(path)
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None,
+                               factory=_Connection)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
         db = sqlite_utils.Database(conn)
         db.enable_wal()
         # In WAL mode NORMAL is safe against application crashes (only a power loss can undo the
         # last commits) and spares an fsync per logged interaction.
         conn.execute("PRAGMA synchronous = NORMAL")
         migrate(db)
+        _scrub_free_pages_once(db)
+        for suffix in SIDE_FILES:
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                _private_file(side)
     except sqlite3.DatabaseError as e:
         raise ClagentError(f"cannot open database {path}: {e}") from None
+    _open_connections.add(conn)
     return db
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` if needed and make it readable and writable by its owner only."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except PermissionError:  # not ours: leave it as it is
+        pass
+    finally:
+        os.close(fd)
+
+
+SCRUBBED_KEY = "secure_delete_since"
+
+
+def _scrub_free_pages_once(db: sqlite_utils.Database) -> None:
+    """A database written before ``secure_delete`` was on may keep deleted rows in free pages and
+    in the unused space of pages: rewritten once (VACUUM), then secure_delete keeps it clean."""
+    if db.execute("SELECT 1 FROM state WHERE key = ?", [SCRUBBED_KEY]).fetchone() is not None:
+        return
+    with _tx_lock:
+        try:
+            db.conn.execute("VACUUM")
+        except sqlite3.OperationalError:  # another process is busy with it: next time
+            return
+        db.conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", [SCRUBBED_KEY, utcnow()])
+
+
+def scrub(db: sqlite_utils.Database, attempts: int = 50) -> bool:
+    """Make what was just deleted unreadable from every file of the database: full-text indexes
+    merged (their deleted terms dropped), then the WAL checkpointed into the database file and
+    truncated to zero bytes, so no frame with the old pages remains. With ``secure_delete`` on,
+    the deleted rows were already overwritten in the pages themselves.
+
+    Call it after a deletion the user asked for (forget, deleting history) and after the data
+    consolidation consumed is deleted. False when readers kept the WAL busy throughout (it is
+    then emptied at the next scrub or clean close)."""
+    with _tx_lock:
+        for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%fts5%'"
+        ).fetchall():
+            try:
+                db.execute(f"INSERT INTO [{name}]([{name}]) VALUES ('optimize')")
+            except sqlite3.DatabaseError:  # an external-content table whose content is gone: rebuild
+                db.execute(f"INSERT INTO [{name}]([{name}]) VALUES ('rebuild')")
+        for _ in range(attempts):
+            busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.1)
+    return False
+
+
+def close(db: sqlite_utils.Database, wait: float = 10.0) -> None:
+    """Checkpoint and close: the last connection to close removes the -wal and -shm files."""
+    _close(db.conn, wait)
+
+
+def _close(conn: sqlite3.Connection, wait: float) -> None:
+    _open_connections.discard(conn)
+    # A thread still inside a transaction (a daemon thread at exit) keeps the connection open.
+    if not _tx_lock.acquire(timeout=wait):
+        return
+    try:
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass
+        conn.close()
+    except sqlite3.Error:
+        pass
+    finally:
+        _tx_lock.release()
+
+
+@atexit.register
+def _close_all() -> None:
+    """A process that ends without closing its database still leaves no -wal/-shm behind."""
+    for conn in list(_open_connections):
+        _close(conn, 2.0)
 
 
 def migrate(db: sqlite_utils.Database) -> list[str]:

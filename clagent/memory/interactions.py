@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from clagent.errors import ClagentError
-from clagent.memory.db import transaction, utcnow
+from clagent.memory.db import scrub, transaction, utcnow
 
 LOGGED_TOTAL_KEY = "interactions_logged_total"
 
@@ -93,8 +93,9 @@ def get_interaction(db: sqlite_utils.Database, interaction_id: str) -> dict | No
     return _decode(rows[0]) if rows else None
 
 
-def recent_interactions(db: sqlite_utils.Database, n: int = 10) -> list[dict]:
-    rows = db.query("SELECT * FROM interactions ORDER BY created_at DESC, rowid DESC LIMIT ?", [n])
+def recent_interactions(db: sqlite_utils.Database, n: int = 10, conversation: str | None = None) -> list[dict]:
+    where, args = ("WHERE conversation_id = ?", [conversation]) if conversation is not None else ("", [])
+    rows = db.query(f"SELECT * FROM interactions {where} ORDER BY created_at DESC, rowid DESC LIMIT ?", [*args, n])
     return [_decode(r) for r in rows]
 
 
@@ -117,3 +118,41 @@ def _decode(row: dict) -> dict:
             row[key] = json.loads(row[key])
     row["stream"] = bool(row.get("stream"))
     return row
+
+
+def delete_interactions(db: sqlite_utils.Database, ids: list[str] | None = None,
+                        conversation: str | None = None, everything: bool = False) -> dict:
+    """Delete waiting interactions for good, at the user's request: the ones in ``ids``, those of
+    one ``conversation``, or ``everything`` not yet consolidated. Their text is then in no file
+    of the home (secure_delete, and the WAL scrubbed). The memories learned from them stay (they
+    are listed and forgotten on their own); their count is returned.
+
+    An unknown id or conversation raises ClagentError before anything is deleted."""
+    if sum(x is not None and x is not False for x in (ids, conversation, everything or None)) != 1:
+        raise ClagentError("give interaction ids, a conversation or all (one of them)")
+    if ids is not None:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise ClagentError("no interaction id given")
+        marks = ",".join("?" * len(ids))
+        found = {r["id"] for r in db.query(f"SELECT id FROM interactions WHERE id IN ({marks})", ids)}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise ClagentError(f"no waiting interaction with id {missing[0]!r}")
+        where, args = f"id IN ({marks})", ids
+    elif conversation is not None:
+        where, args = "conversation_id = ?", [conversation]
+        if db.execute(f"SELECT 1 FROM interactions WHERE {where} LIMIT 1", args).fetchone() is None:
+            raise ClagentError(f"no waiting interaction in conversation {conversation!r}")
+    else:
+        where, args = "1", []
+    with transaction(db):
+        doomed = [r[0] for r in db.execute(f"SELECT id FROM interactions WHERE {where}", args).fetchall()]
+        deleted = db.execute(f"DELETE FROM interactions WHERE {where}", args).rowcount
+    kept = 0
+    for i in range(0, len(doomed), 500):
+        chunk = doomed[i:i + 500]
+        kept += db.execute(f"SELECT COUNT(*) FROM memories WHERE source_interaction IN ({','.join('?' * len(chunk))})",
+                           chunk).fetchone()[0]
+    scrub(db)
+    return {"deleted": deleted, "ids": doomed, "memories_kept": kept}

@@ -14,6 +14,7 @@ import sqlite_utils
 from clagent.config import Settings
 from clagent.errors import ClagentError
 from clagent.memory import store
+from clagent.memory.db import scrub
 from clagent.memory.embedder import DIM, Embedder
 from clagent.memory.extract import KINDS, Candidate, extract
 from clagent.memory.index import VectorIndex
@@ -192,6 +193,7 @@ class MemoryManager:
             store.delete(self.db, [r["id"] for r in rows])
             for r in rows:
                 self.index.remove(r["id"])
+        scrub(self.db)  # forgotten: in no file of the home either (WAL included)
         return [store.public(r) for r in rows]
 
     def forget_matching(self, needle: str) -> list[dict]:

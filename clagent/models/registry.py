@@ -18,6 +18,7 @@ import sqlite_utils
 
 from clagent.errors import ClagentError
 from clagent.memory.db import transaction, utcnow
+from clagent.private import make_private, make_private_tree
 
 SERVED_KEY = "served_version"
 
@@ -99,7 +100,8 @@ class Registry:
     # -- writing -------------------------------------------------------------------------------
     def staging_dir(self) -> Path:
         path = self.models_dir / f".staging-{uuid.uuid4().hex[:12]}"
-        path.mkdir(parents=True)
+        path.mkdir(mode=0o700, parents=True)
+        make_private(self.models_dir)
         return path
 
     def commit(self, staging: Path, *, parent: int | None, method: str, quant: str,
@@ -114,6 +116,7 @@ class Registry:
             final = self.models_dir / f"v{next_id}"
             if final.exists():  # an orphan from a crash between rename and insert
                 shutil.rmtree(final)
+            make_private_tree(staging)  # model files are 0600 whatever wrote them
             os.replace(staging, final)
             try:
                 rel = final.relative_to(self.home)

@@ -17,7 +17,7 @@ from pathlib import Path
 from clagent.errors import ClagentError
 from clagent.home import MASTER_NAME, Home, served_name
 from clagent.locks import exclusive, is_held
-from clagent.memory.db import utcnow
+from clagent.memory.db import scrub, utcnow
 from clagent.memory.interactions import get_interaction
 from clagent.progress import Progress, say
 
@@ -252,12 +252,12 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
                       "learning_rate": cfg.learning_rate, "rank": cfg.rank, "losses": trained.losses,
                       "trainable_parameters": trained.trainable_parameters},
             "merge": {"method": merged.method, **merged.report},
-            "gate": verdict.to_dict() if check_gate else None,
+            "gate": _without_text(verdict.to_dict()) if check_gate else None,
             "seconds": {k: round(v, 1) for k, v in timings.items()},
             "spec": spec.to_dict(),
         }
         if not verdict.passed:
-            record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": verdict.to_dict() if check_gate else None,
+            record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": info["gate"],
                                                           "data": ds.counts})
             return Outcome("gate_failed", parent=parent.id, info=info,
                            message="the new version failed its checks, v%d keeps serving: %s"
@@ -288,6 +288,7 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
                                   inside=absorb)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    scrub(home.db)  # the consumed interactions' text: in no file of the home now
 
     pruned = registry.prune(s.keep_versions)
     if pruned and verbose:
@@ -298,6 +299,17 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     return Outcome("committed", version=version.id, parent=parent.id, info=info,
                    message=f"v{version.id} committed" + (" and now served" if swapped else
                                                          " (served when the daemon starts)"))
+
+
+def _without_text(gate_figures: dict) -> dict:
+    """The gate's figures as kept with the version and in the history: its probes are the user's
+    questions and facts and the model's answers, which must not outlive the data they describe
+    (forgetting a memory would leave them): of each probe only its figures (memory id, result)."""
+    def figures(item: dict) -> dict:  # ids, flags and numbers; no text
+        return {k: v for k, v in item.items() if v is None or isinstance(v, (bool, int, float))}
+
+    return {k: [figures(x) for x in v] if isinstance(v, list) and v and all(isinstance(x, dict) for x in v) else v
+            for k, v in gate_figures.items()}
 
 
 def _earlier_versions(registry, parent, spec, count: int) -> list:
