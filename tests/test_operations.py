@@ -162,7 +162,7 @@ def test_metrics_in_the_prometheus_format(daemon):
     client.chat.completions.create(model="clagent", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
     list(client.chat.completions.create(model="clagent", messages=[{"role": "user", "content": "hi"}],
                                         max_tokens=5, stream=True))
-    httpx.post(f"{daemon.base_url}/chat/completions", content=b"{broken")
+    httpx.post(f"{daemon.base_url}/chat/completions", content=b"{broken", headers={"content-type": "application/json"})
     httpx.post(f"{daemon.base_url}/chat/completions", json={"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]})
     httpx.post(f"{daemon.url}/v1/clagent/memories", json={"text": "My cat is called Tom"})
     r = httpx.get(f"{daemon.url}/metrics")

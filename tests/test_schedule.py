@@ -166,7 +166,7 @@ def test_schedule_over_the_api_survives_a_restart_and_fires(tiny_home):
         bad = httpx.put(url, json={"cron": "0 3 * * 8"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "cron" and "0-7" in bad.json()["error"]["message"]
         assert httpx.put(url, json={"enabled": "yes"}).status_code == 400
-        assert httpx.put(url, content=b"{not json").status_code == 400
+        assert httpx.put(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
         r = run_cli("schedule", "set", "* * * * *", "--home", str(tiny_home))  # through the daemon
         assert r.returncode == 0, r.stderr
         assert httpx.get(url).json()["cron"] == "* * * * *"
