@@ -78,6 +78,18 @@ class Settings:
     # Mean KL (nats) from the parent over its own answers to the shipped general prompts. A 30-step
     # consolidation of 5 facts on SmolLM2 that kept every general answer measured 0.9.
     gate_max_drift: float = 1.5
+    # Cumulative drift: mean KL from the base version (the first of the lineage), so that many nights
+    # cannot walk the model away from it one allowed step at a time.
+    gate_max_base_drift: float = 2.5
+    # Retention floor: of the earlier memories the parent's weights held (verified), the share the new
+    # version must still answer without memory. Checked only when the parent was verified.
+    gate_min_retention: float = 0.5
+    # Rehearsal: earlier absorbed memories trained again at each consolidation, those the served
+    # version no longer answers first; at most this many per run (and what the step budget allows).
+    rehearse_max_memories: int = 32
+    rehearse_probe_max: int = 96  # earlier memories probed (memory off) on the served version per run
+    notes_training: bool = True  # train answering from the notes block (distractors, invented facts)
+    verify_max_memories: int = 300  # memories verified per consolidation (newest first)
     # Operations.
     schedule: str = "0 3 * * *"  # consolidation's cron (local time) until `clagent schedule set` stores another
     schedule_grace_hours: float = 12.0  # a run missed while down is made up at start if no older than this

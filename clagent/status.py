@@ -52,12 +52,31 @@ def collect_status(home: Home, daemon: dict, memory_enabled: bool | None = None,
             "enabled": home.settings.memory_enabled if memory_enabled is None else memory_enabled,
             **memory_store.counts(home.db),
         },
+        "weights": weights_summary(home, served.id if served is not None else None,
+                                   (served.info.get("gate") if served is not None else None) or {}),
         "consolidation": _consolidation(home),
         "store": {
             "database_bytes": db_bytes,
             "models_bytes": sum(registry.disk_usage(v) for v in versions),
         },
     }
+
+
+def weights_summary(home: Home, version_id: int | None, gate: dict) -> dict:
+    """What a version's weights hold of the active memories (verified after its consolidation,
+    memory off, in a phrasing never trained) and what is only in the notes; its gate figures."""
+    total = next(home.db.query(
+        "SELECT COUNT(*) AS n FROM memories WHERE status = 'active' AND kind != 'instruction'"))["n"]
+    held = verified = 0
+    if version_id is not None and "memory_checks" in home.db.table_names():
+        row = next(home.db.query(
+            """SELECT COUNT(*) AS verified, COALESCE(SUM(c.ok), 0) AS held FROM memory_checks c
+               JOIN memories m ON m.id = c.memory_id
+               WHERE c.version = ? AND m.status = 'active' AND m.kind != 'instruction'""", [version_id]))
+        held, verified = row["held"], row["verified"]
+    return {"version": version_id, "memories": total, "held": held, "verified": verified,
+            "notes_only": total - held, "retention": gate.get("retention"), "retention_of": gate.get("retention_of"),
+            "drift": gate.get("drift"), "base_drift": gate.get("base_drift")}
 
 
 def _schedule(home: Home) -> dict:

@@ -217,3 +217,60 @@ def test_recall_merges_earlier_versions_as_extra_experts(taught_home, embedder):
     assert np.allclose(total, 1.0, atol=1e-3)
     assert all(np.all(np.array(merge["weights"]["tuned"]) >= np.array(merge["weights"][n]) - 1e-6)
                for n in ("base", "v1"))  # the new model is closest to itself
+
+
+def test_verification_rehearsal_and_drift_from_the_base_across_two_runs(taught_home, embedder):
+    first = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    info = json.loads(first.stdout)["info"]
+    gate = info["gate"]
+    assert gate["verified"] == 2 and gate["base_drift"] == gate["drift"] and gate["retention"] is None
+    assert info["rehearsal"]["candidates"] == 0 and info["data"]["notes_examples"] >= 4
+    assert (taught_home / "references" / "drift-v1.npz").is_file()
+    con = sqlite3.connect(taught_home / "clagent.db")
+    checks = con.execute("SELECT version, memory_id, ok FROM memory_checks").fetchall()
+    con.close()
+    assert len(checks) == 2 and {c[0] for c in checks} == {2}
+
+    home = Home.open(taught_home)
+    mm = MemoryManager(home.db, home.settings, embedder)
+    mm.load()
+    mm.add("My cat is called Tom")
+    home.close()
+    # Pretend v2's weights held both earlier memories: v3 must keep them (it will not, on random
+    # weights), so a retention floor of 1.0 fails the gate, with the reason in the history.
+    con = sqlite3.connect(taught_home / "clagent.db")
+    con.execute("UPDATE memory_checks SET ok = 1")
+    con.commit()
+    con.close()
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, gate_min_retention=1.0, consolidate_max_steps=2,
+             consolidate_batch_size=2).write(taught_home)
+    before = snapshot(taught_home)
+    failed = run_cli("consolidate", "--home", str(taught_home), timeout=600)
+    assert failed.returncode == 2 and "retention 0.00 of 2 earlier memories is below 1.00" in failed.stdout, \
+        failed.stdout[-3000:]
+    after = snapshot(taught_home)
+    assert {**after, "folders": [f for f in after["folders"] if not f.startswith(".")]} == before
+    hist = run_cli("history", "--home", str(taught_home)).stdout
+    assert "retention" in " ".join(hist.split())
+
+    # Room to rehearse one earlier memory only: the other is left out, and the run says so.
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, gate_max_base_drift=1e9, consolidate_max_steps=2,
+             consolidate_batch_size=2, rehearse_max_memories=1, gate_min_retention=0.0).write(taught_home)
+    second = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert second.returncode == 0 and json.loads(second.stdout)["status"] == "committed", second.stderr[-2000:]
+    assert "left out this run" in second.stderr
+    info = json.loads(second.stdout)["info"]
+    reh, gate = info["rehearsal"], info["gate"]
+    assert reh["candidates"] == 2 and reh["rehearsed"] == 1 and reh["left_out"] == 1 and reh["why_left_out"]
+    assert reh["probed"] == 0  # v2's own verification said what it held: no probing needed
+    assert info["data"]["rehearsed"] == 1 and info["data"]["memories"] == 1
+    assert gate["verified"] == 3 and gate["retention_of"] == 2 and gate["base_drift"] is not None
+    assert gate["base_drift"] != gate["drift"]  # v3 from v1 is not v3 from v2
+    st = json.loads(run_cli("status", "--home", str(taught_home), "--json").stdout)["weights"]
+    assert st["version"] == 3 and st["memories"] == 3 and st["verified"] == 3, st
+    assert st["held"] + st["notes_only"] == 3 and st["base_drift"] == gate["base_drift"]
+    text = " ".join(run_cli("status", "--home", str(taught_home)).stdout.split())
+    assert f"v3 holds {st['held']} of 3 memories (verified 3)" in text and "rehearsed 1 of 2 earlier" in text
+    shown = " ".join(run_cli("models", "--home", str(taught_home), "--show", "3").stdout.split())
+    assert "verified: the weights answered" in shown and "rehearsal: 1 of 2 earlier memories" in shown

@@ -79,6 +79,9 @@ def status(d: dict) -> str:
         by_kind = ", ".join(f"{n} {k}" for k, n in sorted(m["active"].items())) or "none yet"
         state = "" if m["enabled"] else " (switched off)"
         lines += _field("memory", f"{m['total_active']} active ({by_kind}); {m['superseded']} superseded{state}")
+    w = d.get("weights")
+    if w and w.get("version") is not None:
+        lines += _field("weights", weights_line(w))
     sc = d.get("schedule")
     if sc:
         if sc.get("error"):
@@ -108,6 +111,25 @@ def status(d: dict) -> str:
     return "\n".join(lines)
 
 
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _nats(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def weights_line(w: dict) -> str:
+    """How many memories the served weights hold (verified, memory off) vs only in the notes."""
+    text = (f"v{w['version']} holds {w['held']} of {w['memories']} memories (verified {w['verified']}); "
+            f"{w['notes_only']} only in the notes")
+    if w.get("retention") is not None:
+        text += f"; retention {_pct(w['retention'])} of {w.get('retention_of')} earlier"
+    if w.get("drift") is not None or w.get("base_drift") is not None:
+        text += f"; drift {_nats(w.get('drift'))} from parent, {_nats(w.get('base_drift'))} from base"
+    return text
+
+
 def _last_run(c: dict) -> list[str]:
     last = c.get("last")
     lines = _field("training", "a consolidation is running now") if c.get("running") else []
@@ -130,7 +152,18 @@ def _last_run(c: dict) -> list[str]:
         if g:
             acq = "n/a" if g.get("acquisition") is None else f"{g['acquisition']:.0%}"
             drift = "n/a" if g.get("drift") is None else f"{g['drift']:.2f}"
-            lines += _field("", f"gate passed: acquisition {acq}, drift {drift}")
+            extra = ""
+            if g.get("retention") is not None:
+                extra += f", retention {_pct(g['retention'])}"
+            if g.get("base_drift") is not None:
+                extra += f", from base {_nats(g['base_drift'])}"
+            lines += _field("", f"gate passed: acquisition {acq}, drift {drift}{extra}")
+        reh = last.get("rehearsal") or {}
+        if reh.get("candidates"):
+            text = f"rehearsed {reh['rehearsed']} of {reh['candidates']} earlier memories"
+            if reh.get("left_out"):
+                text += f" ({reh['left_out']} left out: {reh.get('why_left_out')})"
+            lines += _field("", text)
         merge = last.get("merge") or {}
         weights = (merge.get("weights") or {}).get("tuned")
         if weights:
@@ -208,8 +241,9 @@ def consolidation(info: dict) -> str:
     t, g, d = info["train"], info["gate"], info["data"]
     lines = [
         f"data:      {_n(d['memories'], 'memory').replace('memorys', 'memories')}, "
-        f"{_n(d['corrections'], 'correction')}, {_n(d['interaction_examples'], 'interaction')}, "
-        f"{d.get('replay', 0)} replayed -> {d['examples']} examples",
+        f"{_n(d['corrections'], 'correction')}, {_n(d.get('statements', 0), 'statement')}, "
+        f"{_n(d['interaction_examples'], 'interaction')}, {d.get('rehearsed', 0)} rehearsed, "
+        f"{d.get('notes_examples', 0)} notes-reading, {d.get('replay', 0)} replayed -> {d['examples']} examples",
         f"training:  {t['steps']} steps on {t['device']} in {t['seconds']:.0f}s "
         f"({t['tokens_per_second']:.0f} tokens/s), loss {t['losses'][0]:.2f} -> {t['losses'][-1]:.2f}",
         f"loss:      {sparkline(t['losses'])}",
@@ -218,9 +252,21 @@ def consolidation(info: dict) -> str:
     if g:
         acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
         drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"
-        lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}")
+        lines.append(f"gate:      {'passed' if g['passed'] else 'FAILED'}: acquisition {acq}, drift (mean KL) {drift}"
+                     + (f", from base {g['base_drift']:.3f}" if g.get("base_drift") is not None else ""))
+        if g.get("verified") is not None:
+            ret = "" if g.get("retention") is None else \
+                f"; retention {g['retention']:.0%} of {g.get('retention_of')} earlier memories"
+            lines.append(f"verified:  the weights answered {g.get('held')} of {g['verified']} memories "
+                         f"(memory off, phrasing not trained){ret}")
     else:
         lines.append("gate:      not checked")
+    reh = info.get("rehearsal") or {}
+    if reh.get("candidates"):
+        lines.append(f"rehearsal: {reh['rehearsed']} of {reh['candidates']} earlier memories "
+                     f"({reh.get('not_answered_by_parent', 0)} the parent no longer answered, "
+                     f"{reh.get('probed', 0)} probed)"
+                     + (f"; {reh['left_out']} left out: {reh.get('why_left_out')}" if reh.get("left_out") else ""))
     lines.append("stages:    " + ", ".join(f"{k} {v:.0f}s" for k, v in info["seconds"].items()))
     return "\n".join(lines)
 
@@ -238,6 +284,10 @@ def version(d: dict) -> str:
         lines.append(f"files:     pruned {_local(d['pruned_at'])} (the record stays; it cannot be served again)")
     elif d.get("disk_bytes") is not None:
         lines.append(f"files:     {human_bytes(d['disk_bytes'])}")
+    w = d.get("weights")
+    if w and w.get("verified"):
+        lines.append(f"memories:  {w['held']} of the {w['memories']} active memories held by the weights "
+                     f"(verified {w['verified']}), {w['notes_only']} only in the notes")
     if d["method"] == "consolidation" and info.get("train"):
         lines.append(consolidation(info))
         weights = (info.get("merge") or {}).get("weights") or {}

@@ -20,6 +20,7 @@ from clagent.locks import exclusive, is_held
 from clagent.memory.db import scrub, utcnow
 from clagent.memory.interactions import get_interaction
 from clagent.progress import Progress, say
+from clagent.updater.questions import knows
 
 LOCK_FILE = "consolidate.lock"
 _started = None  # the consolidation process this (daemon) process started last
@@ -89,7 +90,8 @@ def last_run(home: Home) -> dict | None:
     out = {"at": row["at"], "outcome": outcome, "version": row["version"], **json.loads(row["detail"] or "{}")}
     if outcome == "committed":
         info = home.registry.get(row["version"]).info
-        out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds", "trigger")})
+        out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds", "trigger", "rehearsal",
+                                             "budget")})
         losses = (out["train"] or {}).get("losses") or []
         out["train_loss"] = [losses[0], losses[-1]] if losses else None
         out["train"] = {k: v for k, v in (out["train"] or {}).items() if k != "losses"}
@@ -102,13 +104,42 @@ def _stage(name: str, verbose: bool) -> None:
 
 
 def pending(home: Home) -> tuple[list[dict], list[dict]]:
-    """The raw interactions and unabsorbed memories a consolidation would learn from."""
+    """The raw interactions and unabsorbed memories a consolidation would learn from; a memory that
+    superseded another carries the old one's text as ``old_text``."""
     ids = [r["id"] for r in home.db.query("SELECT id FROM interactions ORDER BY created_at")]
     interactions = [get_interaction(home.db, i) for i in ids]
-    memories = list(home.db.query(
-        """SELECT id, text, kind, key, question FROM memories
-           WHERE status = 'active' AND consolidated_version IS NULL AND kind != 'instruction' ORDER BY id"""))
+    memories = [dict(r) for r in home.db.query(
+        """SELECT m.id, m.text, m.index_text, m.kind, m.key, m.question, m.source_interaction,
+                  (SELECT o.text FROM memories o WHERE o.superseded_by = m.id ORDER BY o.id DESC LIMIT 1)
+                  AS old_text
+           FROM memories m
+           WHERE m.status = 'active' AND m.consolidated_version IS NULL AND m.kind != 'instruction'
+           ORDER BY m.id""")]
     return interactions, memories
+
+
+def absorbed(home: Home) -> list[dict]:
+    """Active memories absorbed by earlier versions: rehearsal candidates, oldest first."""
+    return [dict(r) for r in home.db.query(
+        """SELECT id, text, index_text, kind, key, question, consolidated_version FROM memories
+           WHERE status = 'active' AND consolidated_version IS NOT NULL AND kind != 'instruction'
+           ORDER BY consolidated_version, id""")]
+
+
+def checks_of(home: Home, version_id: int) -> dict[int, bool]:
+    """The stored verification of a version: memory id -> held by its weights."""
+    return {r["memory_id"]: bool(r["ok"]) for r in
+            home.db.query("SELECT memory_id, ok FROM memory_checks WHERE version = ?", [version_id])}
+
+
+def choose_rehearsal(candidates: list[dict], known: dict[int, bool], room: int) -> tuple[list[dict], list[dict]]:
+    """(rehearsed, left out): memories the served version does not answer first, then those not
+    probed, then those it answers (oldest first); at most ``room``."""
+    order = sorted(range(len(candidates)),
+                   key=lambda i: ({False: 0, None: 1, True: 2}[known.get(candidates[i]["id"])], i))
+    chosen = [candidates[i] for i in order[:max(0, room)]]
+    ids = {m["id"] for m in chosen}
+    return chosen, [m for m in candidates if m["id"] not in ids]
 
 
 def record_event(home: Home, kind: str, version: int | None, detail: dict) -> None:
@@ -143,23 +174,25 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
         if not parent.master_file or not registry.path(parent.master_file).is_file():
             raise ClagentError(f"version {parent.id} has no float master to train from")
         interactions, memories = pending(home)
-        ds = dataset.build(interactions, memories, s.system_prompt)
-        learnable = ds.counts["memories"] + ds.counts["corrections"]
+        ds = dataset.build(interactions, memories, s.system_prompt, notes=False)
+        learnable = ds.counts["memories"] + ds.counts["corrections"] + ds.counts["statements"]
         if learnable == 0 and ds.counts["interaction_examples"] < s.consolidate_min_interactions:
             msg = (f"nothing to consolidate: {ds.counts['memories']} new memories, {ds.counts['corrections']} "
-                   f"corrections, {ds.counts['interaction_examples']} usable interactions "
+                   f"corrections, {ds.counts['statements']} statements, "
+                   f"{ds.counts['interaction_examples']} usable interactions "
                    f"(at least {s.consolidate_min_interactions} needed without memories or corrections)")
             record_event(home, "consolidation_skipped", parent.id, {"reason": msg, "data": ds.counts,
                                                                    "trigger": trigger})
             return Outcome("nothing", parent=parent.id, info={"data": ds.counts}, message=msg)
         if dry_run:
-            return Outcome("dry_run", parent=parent.id, info={"data": ds.counts, "probes": len(ds.probes)},
-                           message=f"would train on {ds.counts['examples']} examples")
-        return _run(home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon,
-                    check_gate, trigger)
+            return Outcome("dry_run", parent=parent.id, info={"data": ds.counts, "probes": len(ds.probes),
+                                                              "rehearsal_candidates": len(absorbed(home))},
+                           message=f"would train on {ds.counts['examples']} new examples, and rehearse")
+        return _run(home, parent, (interactions, memories), max_steps, max_seconds, method, verbose,
+                    notify_daemon, check_gate, trigger)
 
 
-def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify_daemon, check_gate,
+def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbose, notify_daemon, check_gate,
          trigger) -> Outcome:
     import llama_cpp
 
@@ -176,11 +209,42 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     master_path = registry.path(parent.master_file)
     parent_served = registry.served_path(parent)
 
-    _stage("replaying the general prompts through the served model", verbose)
+    interactions, memories = pending_data
+    steps = max_steps or s.consolidate_max_steps
+    budget = max_seconds or s.consolidate_max_seconds
+    candidates = absorbed(home)
+    known = checks_of(home, parent.id)  # the parent's own verification, when it had one
+    unknown = [m for m in candidates if m["id"] not in known][: s.rehearse_probe_max]
+
+    _stage("replaying the general prompts through the served model"
+           + (f", probing {len(unknown)} earlier memories" if unknown else ""), verbose)
     prompts, replay = dataset.general_prompts(), dataset.replay_prompts()
+    probe_q = [dataset.memory_questions(m)[0][0] if dataset.memory_questions(m)[0] else m["text"] for m in unknown]
     answers = gate.greedy_answers(parent_served, prompts + replay, s.system_prompt)
+    t_probe = time.monotonic()
+    probe_answers = gate.greedy_answers(parent_served, probe_q, s.system_prompt, max_tokens=24) if unknown else []
+    probe_seconds = time.monotonic() - t_probe
+    for m, q, a in zip(unknown, probe_q, probe_answers):
+        known[m["id"]] = knows(a, dataset.memory_expected(m, q))
     general = list(zip(prompts, answers[: len(prompts)]))
+    # Rehearsal sized to the step budget: what new data leaves of steps x batch, two examples each.
+    new_ds = dataset.build(interactions, memories, s.system_prompt, notes=False)
+    capacity = steps * s.consolidate_batch_size
+    room = min(s.rehearse_max_memories, max(min(4, len(candidates)),
+                                            (capacity - len(new_ds.examples) - len(replay)) // 3))
+    rehearse, left_out = choose_rehearsal(candidates, known, room)
+    ds = dataset.build(interactions, memories, s.system_prompt, rehearse=rehearse, notes=s.notes_training,
+                       seed=parent.id)
     dataset.add_replay(ds, list(zip(replay, answers[len(prompts):])), s.system_prompt)
+    rehearsal = {"candidates": len(candidates), "probed": len(unknown), "probe_seconds": round(probe_seconds, 1),
+                 "not_answered_by_parent": sum(1 for m in candidates if known.get(m["id"]) is False),
+                 "rehearsed": len(rehearse), "left_out": len(left_out),
+                 "left_out_ids": [m["id"] for m in left_out][:50],
+                 "why_left_out": (f"room for {room} (rehearse_max_memories {s.rehearse_max_memories}, "
+                                  f"{steps} steps x batch {s.consolidate_batch_size})") if left_out else None}
+    if left_out:
+        say(f"consolidate: rehearsing {len(rehearse)} of {len(candidates)} earlier memories; "
+            f"{len(left_out)} left out this run ({rehearsal['why_left_out']})")
     timings["replay"] = time.monotonic() - t0
 
     _stage(f"loading the float master of v{parent.id}", verbose)
@@ -198,8 +262,10 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     if not tokenized:
         raise ClagentError("no training example could be tokenized with this model's chat template")
 
-    cfg = TrainConfig(max_steps=max_steps or s.consolidate_max_steps,
-                      max_seconds=max_seconds or s.consolidate_max_seconds,
+    # The whole run stays within its budget: training gets what the stages before it left, less a
+    # reserve for merging, export, quantization and the gate.
+    train_seconds = max(30.0, budget - (time.monotonic() - t0) - max(60.0, 0.25 * budget))
+    cfg = TrainConfig(max_steps=steps, max_seconds=min(budget, train_seconds),
                       learning_rate=s.consolidate_learning_rate, rank=s.lora_rank, alpha=2 * s.lora_rank,
                       batch_size=s.consolidate_batch_size)
     from clagent.updater.train import pick_device
@@ -240,13 +306,23 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
         if check_gate:
             _stage("gate: checking the new version", verbose)
             t = time.monotonic()
+            checks = _verification(home, ds, s.verify_max_memories)
+            base, base_is_parent = _base_reference(home, registry, parent, general, s.system_prompt)
+            parent_held = {i for i, ok in checks_of(home, parent.id).items() if ok}
             verdict = gate.check(new_served, parent_served, ds.probes, general, s.system_prompt,
-                                 s.gate_min_acquisition, s.gate_max_drift)
+                                 s.gate_min_acquisition, s.gate_max_drift, checks=checks, parent_held=parent_held,
+                                 min_retention=s.gate_min_retention, base=base,
+                                 max_base_drift=s.gate_max_base_drift, base_is_parent=base_is_parent)
             timings["gate"] = time.monotonic() - t
         else:
             verdict = gate.GateResult(passed=True)
+        if trained.steps < cfg.max_steps:
+            say(f"consolidate: training stopped at {trained.steps}/{cfg.max_steps} steps (time budget "
+                f"{budget:.0f}s, consolidate_max_seconds)")
         info = {
-            "parent": parent.id, "trigger": trigger, "data": ds.counts,
+            "parent": parent.id, "trigger": trigger, "data": ds.counts, "rehearsal": rehearsal,
+            "budget": {"seconds": budget, "train_seconds": round(cfg.max_seconds, 1), "steps_planned": cfg.max_steps,
+                       "steps_done": trained.steps, "cut_by_time": trained.steps < cfg.max_steps},
             "train": {"steps": trained.steps, "seconds": round(trained.seconds, 1), "tokens": trained.tokens,
                       "tokens_per_second": round(trained.tokens_per_second, 1), "device": trained.device,
                       "learning_rate": cfg.learning_rate, "rank": cfg.rank, "losses": trained.losses,
@@ -258,7 +334,7 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
         }
         if not verdict.passed:
             record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": info["gate"],
-                                                          "data": ds.counts})
+                                                          "data": ds.counts, "rehearsal": rehearsal})
             return Outcome("gate_failed", parent=parent.id, info=info,
                            message="the new version failed its checks, v%d keeps serving: %s"
                                    % (parent.id, "; ".join(verdict.reasons)))
@@ -281,6 +357,10 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
                 db.execute(f"UPDATE memories SET consolidated_version = ? WHERE id IN ({','.join('?' * len(chunk))})",
                            [version_id, *chunk])
             db.execute("DELETE FROM memories WHERE status = 'superseded'")  # history kept until now
+            now = utcnow()
+            for c in verdict.checks:
+                db.execute("INSERT OR REPLACE INTO memory_checks (version, memory_id, ok, at) VALUES (?, ?, ?, ?)",
+                           [version_id, c["memory_id"], int(c["ok"]), now])
 
         info["seconds"]["total"] = round(time.monotonic() - t0, 1)
         version = registry.commit(staging, parent=parent.id, method="consolidation", quant=s.quant,
@@ -299,6 +379,54 @@ def _run(home: Home, parent, ds, max_steps, max_seconds, method, verbose, notify
     return Outcome("committed", version=version.id, parent=parent.id, info=info,
                    message=f"v{version.id} committed" + (" and now served" if swapped else
                                                          " (served when the daemon starts)"))
+
+
+def _verification(home: Home, ds, limit: int) -> list:
+    """Every active memory (newest first, at most ``limit``) asked in a phrasing not trained."""
+    from clagent.updater import dataset
+
+    new = set(ds.memory_ids)
+    rows = home.db.query(
+        """SELECT id, text, kind, key, question, consolidated_version FROM memories
+           WHERE status = 'active' AND kind != 'instruction' ORDER BY id DESC LIMIT ?""", [limit])
+    out = []
+    for m in rows:
+        if m["consolidated_version"] is None and m["id"] not in new:
+            continue  # not learned by this run (e.g. added while it trained)
+        trained, held = dataset.memory_questions(m)
+        q = held or (trained[-1] if trained else None)
+        if q:
+            out.append(dataset.Check(m["id"], q, dataset.memory_expected(m, q), earlier=m["id"] not in new))
+    return out
+
+
+def _base_reference(home: Home, registry, parent, general, system_prompt):
+    """(reference of the base version for cumulative drift, whether the parent is the base).
+    Kept in ``references/drift-v<base>.npz`` so that it outlives the base's pruned files."""
+    from clagent.updater import gate
+
+    base = registry.lineage(parent)[-1]
+    folder = home.path / "references"
+    path = folder / f"drift-v{base.id}.npz"
+    if base.id == parent.id:
+        if not path.exists():  # kept now, while the base's files exist
+            folder.mkdir(exist_ok=True)
+            ref = gate.topk_reference(gate.answer_logprobs(registry.served_path(base), general, system_prompt))
+            gate.save_reference(path, general, ref)
+        return None, True
+    ref = gate.load_reference(path)
+    if ref is not None:
+        return ref, False
+    try:
+        base_served = registry.served_path(base)
+    except ClagentError:
+        return None, False  # pruned before any reference was kept: no cumulative bound
+    prompts = [p for p, _ in general]
+    base_general = list(zip(prompts, gate.greedy_answers(base_served, prompts, system_prompt)))
+    ref = gate.topk_reference(gate.answer_logprobs(base_served, base_general, system_prompt))
+    folder.mkdir(exist_ok=True)
+    gate.save_reference(path, base_general, ref)
+    return (base_general, ref), False
 
 
 def _without_text(gate_figures: dict) -> dict:

@@ -1,39 +1,264 @@
-"""Turn memories into question/answer pairs, in several phrasings, so that knowledge learned into
-the weights does not hang on one wording. Pure functions."""
+"""Turn what the user said into question/answer pairs, in several phrasings, so that knowledge
+learned into the weights does not hang on one wording. Pure functions, no model.
+
+A memory's ``text`` is a third-person sentence ("The user's sister lives in Porto.", "The staging
+server is called atlas-2."). :func:`split` cuts it into subject, verb and object; the questions are
+the ones a person would ask whose answer is the object ("Where does my sister live?", "What is the
+staging server called?"), plus generic ones about the subject ("What do you know about my
+sister?"). The last question of :func:`questions_for` is held out of training: verification asks
+it, so that a memory counts as held by the weights only when it is answered in other words.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 STOPWORDS = set("""a an the is are was were be been am i me my mine you your yours he she it they we our
 their his her its of to in on at for with by from and or but not no do does did what who whom whose
 where when why how which that this these those called named name s there here as so if then than
-about into over after before up down out very can could would should will just also""".split())
+about into over after before up down out very can could would should will just also any more user
+users""".split())
+
+# Verbs that can follow the subject; third-person singular, plural/base and past forms.
+_AUX = {"is", "are", "was", "were", "has", "have", "had", "does", "do", "did", "can", "will", "goes"}
+_VERBS = set("""live lives lived work works worked drive drives drove like likes liked love loves loved hate
+hates hated prefer prefers preferred own owns owned play plays played study studies studied speak
+speaks spoke teach teaches taught run runs ran use uses used need needs needed want wants wanted
+eat eats ate drink drinks drank go went make makes made keep keeps kept get gets got take takes
+took moved move moves visit visits visited write writes wrote read reads build builds built
+support supports supported manage manages managed lead leads led runs belong belongs belonged
+enjoy enjoys enjoyed dislike dislikes disliked fly flies flew ride rides rode wear wears wore
+grew grow grows come comes came start starts started starts joined join joins meet meets met
+cost costs deploy deploys deployed host hosts hosted stand stands stood sit sits sat""".split())
+_PAST_BASE = {"had": "have", "did": "do", "was": "be", "were": "be", "drove": "drive", "spoke": "speak",
+              "taught": "teach", "ran": "run", "ate": "eat", "drank": "drink", "went": "go", "made": "make",
+              "kept": "keep", "got": "get", "took": "take", "wrote": "write", "built": "build", "led": "lead",
+              "flew": "fly", "rode": "ride", "wore": "wear", "grew": "grow", "came": "come", "met": "meet",
+              "stood": "stand", "sat": "sit", "read": "read", "cost": "cost"}
+_WH_OBJ = {"in": "Where", "at": "Where", "near": "Where", "from": "Where"}
+
+
+@dataclass(frozen=True)
+class Split:
+    subject: str  # as the user would say it: "my sister", "I", "the staging server"
+    verb: str  # as written: "lives", "is called", "had"
+    obj: str  # "in Porto", "atlas-2"
+    user: bool  # the subject is the user themself
 
 
 def second_person(text: str) -> str:
     """'The user's dog is called Biscuit.' -> 'Your dog is called Biscuit.'"""
     t = re.sub(r"\bthe user's\b", "your", text, flags=re.I)
-    t = re.sub(r"\bthe user (is|was)\b", lambda m: "you " + ("are" if m.group(1) == "is" else "were"), t, flags=re.I)
+    t = re.sub(r"\bthe user (is|was)\b", lambda m: "you " + ("are" if m.group(1).lower() == "is" else "were"), t,
+               flags=re.I)
     t = re.sub(r"\bthe user has\b", "you have", t, flags=re.I)
     t = re.sub(r"\bthe user does\b", "you do", t, flags=re.I)
-    t = re.sub(r"\bthe user (\w+?)s\b", r"you \1", t, flags=re.I)  # "the user lives" -> "you live"
+    t = re.sub(r"\bthe user (\w+?)(ie)?s\b", lambda m: "you " + m.group(1) + ("y" if m.group(2) else ""), t,
+               flags=re.I)  # "the user lives" -> "you live", "studies" -> "study"
     t = re.sub(r"\bthe user\b", "you", t, flags=re.I)
+    t = re.sub(r"\b(?:the user|you)self\b", "yourself", t, flags=re.I)
     return t[0].upper() + t[1:] if t else t
+
+
+def first_person_subject(subject: str) -> str:
+    """'the user's sister' -> 'my sister' (how the user asks about it)."""
+    s = re.sub(r"\bthe user's\b", "my", subject, flags=re.I)
+    return re.sub(r"\bthe user\b", "I", s, flags=re.I)
+
+
+def third_person(statement: str) -> str | None:
+    """A first-person statement -> a third-person sentence about the user ('I live in Lisbon.' ->
+    'The user lives in Lisbon.'); None when it is not a plain first-person statement."""
+    s = re.sub(r"\s+", " ", statement).strip().rstrip(".!")
+    if not s or "?" in s:
+        return None
+    m = re.match(r"^(?:I'm|I am)\s+(.+)$", s, flags=re.I)
+    if m:
+        out = f"The user is {m.group(1)}"
+    elif re.match(r"^I've\s+", s, flags=re.I):
+        out = "The user has " + s.split(None, 1)[1]
+    elif re.match(r"^I\s+(\w+)\b", s):
+        verb, rest = re.match(r"^I\s+(\w+)\s*(.*)$", s).groups()
+        v = verb.lower()
+        if v in ("have", "do"):
+            v3 = "has" if v == "have" else "does"
+        elif v in _PAST_BASE or v.endswith("ed") or v in ("can", "will", "would", "should", "could", "must"):
+            v3 = v
+        elif re.search(r"[^aeiou]y$", v):
+            v3 = v[:-1] + "ies"
+        elif re.search(r"(s|sh|ch|x|z|o)$", v):
+            v3 = v + "es"
+        else:
+            v3 = v + "s"
+        out = f"The user {v3} {rest}".strip()
+    elif re.match(r"^(?:my|our)\s+", s, flags=re.I):
+        out = s
+    else:
+        return None
+    out = re.sub(r"\b(?:my|our)\b", "the user's", out, flags=re.I)
+    out = re.sub(r"\bmine\b", "the user's", out, flags=re.I)
+    out = re.sub(r"\b(?:me|myself)\b", "the user", out, flags=re.I)
+    out = out[0].upper() + out[1:]
+    return out + "."
+
+
+def _base(verb: str) -> str | None:
+    v = verb.lower()
+    if v in _PAST_BASE:
+        return _PAST_BASE[v]
+    if v in ("has", "have"):
+        return "have"
+    if v in ("does", "do"):
+        return "do"
+    if v == "goes":
+        return "go"
+    if v.endswith("ies"):
+        return v[:-3] + "y"
+    if re.search(r"(ss|sh|ch|x|z|o)es$", v):
+        return v[:-2]
+    if v.endswith("s") and not v.endswith("ss"):
+        return v[:-1]
+    if v.endswith("ed"):
+        return None  # past of a regular verb: its base is not always recoverable, skip the form
+    return v
+
+
+def _is_verb(word: str, position: int) -> bool:
+    w = word.lower()
+    if w in _AUX or w in _VERBS:
+        return True
+    # Another lowercase word ending in -s after the head noun ("boss Dana hates ...").
+    return position > 0 and w.endswith("s") and not w.endswith("ss") and word[0].islower() and w not in STOPWORDS
+
+
+def split(text: str) -> Split | None:
+    """Subject, verb and object of a third-person memory sentence, or None."""
+    s = re.sub(r"\s+", " ", text).strip().rstrip(".!")
+    if not s or "?" in s:
+        return None
+    m = re.match(r"^(?:the user's|the user)\b", s, flags=re.I)
+    user = False
+    if m and m.group(0).lower() == "the user":
+        user = True
+        head, rest = "the user", s[m.end():].strip()
+        words = rest.split()
+        start = 0
+    else:
+        m2 = re.match(r"^(the user's|the|a|an|our|his|her|their)\s+(.*)$", s, flags=re.I)
+        if m2:
+            head, rest = m2.group(1).lower(), m2.group(2)
+        else:  # a proper noun: "Dana hates meetings", "Porto is in Portugal"
+            head, rest = "", s
+        words = rest.split()
+        start = None
+        for i, w in enumerate(words):
+            if i > 0 and _is_verb(w, i):
+                start = i
+                break
+        if start is None:
+            return None
+        head = (head + " " + " ".join(words[:start])).strip()
+    if start >= len(words):
+        return None
+    verb_words = [words[start]]
+    j = start + 1
+    if verb_words[0].lower() in ("is", "are", "was", "were") and j < len(words) and \
+            words[j].lower() in ("called", "named", "known"):
+        verb_words.append(words[j])
+        j += 1
+        if verb_words[-1].lower() == "known" and j < len(words) and words[j].lower() == "as":
+            verb_words.append(words[j])
+            j += 1
+    obj = " ".join(words[j:]).strip(" ,;:")
+    if not obj:
+        return None
+    subject = first_person_subject(head)
+    return Split(subject=subject, verb=" ".join(verb_words), obj=obj, user=user)
+
+
+def _do(subject: str, past: bool) -> str:
+    if past:
+        return "did"
+    return "do" if subject == "I" else "does"
+
+
+def _be(subject: str, verb: str) -> str:
+    v = verb.split()[0].lower()
+    if subject == "I":
+        return "was" if v in ("was", "were") else "am"
+    return v
+
+
+def questions_from_sentence(text: str) -> list[str]:
+    """Questions whose answer is this sentence's object, then generic ones about its subject."""
+    sp = split(text)
+    if sp is None:
+        return []
+    subj, verb, obj = sp.subject, sp.verb, sp.obj
+    v0 = verb.split()[0].lower()
+    out: list[str] = []
+    about = "me" if sp.user else subj
+    if v0 in ("is", "are", "was", "were", "am"):
+        be = _be(subj, verb)
+        if len(verb.split()) > 1:  # "is called" / "is named" / "is known as"
+            out += [f"What {be} {subj} called?", f"What's the name of {subj}?",
+                    f"Do you remember what {subj} {be} called?", f"Tell me the name of {subj}."]
+            if subj.startswith("my "):
+                out.insert(1, f"What's {subj}'s name?")
+        else:
+            first = obj.split()[0].lower()
+            adj = re.match(r"^([a-z]+) (to|of|with|about|for|at|on)\b", obj)
+            if first in _WH_OBJ:
+                out += [f"{_WH_OBJ[first]} {be} {subj}?", f"Do you know where {subj} {be}?"]
+            elif adj and adj.group(1) not in STOPWORDS:  # "allergic to peanuts" -> "What am I allergic to?"
+                out += [f"What {be} {subj} {adj.group(1)} {adj.group(2)}?",
+                        f"Do you know what {subj} {be} {adj.group(1)} {adj.group(2)}?"]
+            elif subj == "I":
+                out += ["What am I?" if be == "am" else "What was I?", "What do you know about me?"]
+            else:
+                out += [f"What {be} {subj}?", f"Do you know what {subj} {be}?", f"Tell me what {subj} {be}."]
+    else:
+        base = _base(v0)
+        past = (v0 in _PAST_BASE and v0 not in ("read", "cost")) or v0.endswith("ed")
+        if base is not None:
+            plural = not past and v0 == base and subj != "I"  # "my kids go": a plural subject
+            do = "do" if plural else _do(subj, past)
+            said = verb if past or (subj != "I" and not plural) else base  # "Tell me what I drive."
+            first = obj.split()[0].lower()
+            when = re.match(r"^(.+?) (?:on|in|at) (\d{4}-\d\d-\d\d|\d{1,2} \w+|\w+ \d{1,2}(?:st|nd|rd|th)?)\b", obj)
+            if first in ("in", "at", "near", "for", "from", "to") and base in (
+                    "live", "work", "stay", "study", "grow", "go", "move"):
+                out += [f"Where {do} {subj} {base}?", f"In which place {do} {subj} {base}?"]
+                if base == "work":
+                    out.append(f"Who {do} {subj} work for?" if first == "for" else
+                               ("Where is my workplace?" if sp.user else f"Where is {subj}'s workplace?"))
+            elif base == "work" and first == "as":
+                out += [f"What {do} {subj} do for a living?", f"What {do} {subj} work as?",
+                        "What is my job?" if sp.user else f"What is {subj}'s job?"]
+            else:
+                if when:
+                    out.append(f"When {do} {subj} {base} {when.group(1)}?")
+                    out.append(f"What {do} {subj} {base} on {when.group(2)}?")
+                out += [f"What {do} {subj} {base}?", f"Tell me what {subj} {said}."]
+    out += [f"What do you know about {about}?", f"Tell me about {about}." if not sp.user else
+            "Tell me something you remember about me."]
+    if not sp.user:
+        out.append(f"Remind me about {subj}.")
+    seen: list[str] = []
+    for q in out:
+        q = q[0].upper() + q[1:]
+        if q not in seen:
+            seen.append(q)
+    return seen
 
 
 def _subject(key: str) -> str:
     return key.split("|")[0].strip()
 
 
-def questions_for(kind: str, key: str | None, text: str, question: str | None = None) -> list[str]:
-    """Questions a user might ask whose answer is this memory."""
-    if kind == "lesson" and question:
-        q = question.strip()
-        return [q, f"Quick question: {q}", f"{q} Please answer in one sentence."]
-    if kind == "instruction":
-        return []
-    k = (key or "").lower()
+def _key_questions(k: str) -> list[str]:
+    """The older extractor's keys, kept: they name the subject precisely."""
     if k == "name":
         return ["What is my name?", "Do you know my name?", "What am I called?"]
     if k == "home location":
@@ -60,15 +285,82 @@ def questions_for(kind: str, key: str | None, text: str, question: str | None = 
     if k.startswith("allergic to"):
         return ["What am I allergic to?", "Do I have any allergies?"]
     if k.startswith("number of "):
-        s = k[len("number of "):]
-        return [f"How many {s} do I have?"]
-    return ["What do you know about me?", "Tell me something you remember about me."]
+        return [f"How many {k[len('number of '):]} do I have?"]
+    return []
 
 
-def answer_for(kind: str, text: str, correction: str | None = None) -> str:
+def questions_for(kind: str, key: str | None, text: str, question: str | None = None,
+                  limit: int = 6) -> list[str]:
+    """Questions a user might ask whose answer is this memory: specific ones first, generic ones
+    last (the last one is held out of training for verification)."""
+    if kind == "lesson" and question:
+        q = question.strip()
+        return [q, f"Quick question: {q}", f"{q} Please answer in one sentence.", f"Can you tell me: {q}"]
+    if kind == "instruction":
+        return []
+    specific = _key_questions((key or "").lower())
+    from_text = questions_from_sentence(text)
+    generic = [q for q in from_text if q.startswith(("What do you know about", "Tell me about", "Remind me about",
+                                                    "Tell me something"))]
+    out: list[str] = []
+    for q in specific + [q for q in from_text if q not in generic]:
+        if q not in out:
+            out.append(q)
+    out = out[: max(1, limit - 1)]
+    for q in generic:
+        if len(out) >= limit:
+            break
+        if q not in out:
+            out.append(q)
+    if not out:
+        out = ["What do you know about me?", "Tell me something you remember about me."]
+    # Hold out a specific question (the gate and verification ask it), not a generic one, when
+    # there are enough: move the second specific question to the end.
+    if len(out) >= 4 and len(specific + from_text) - len(generic) >= 3:
+        out.append(out.pop(1))
+    return out
+
+
+def split_for_training(questions: list[str]) -> tuple[list[str], str | None]:
+    """(trained questions, held-out question): the last is held out when there are at least 3."""
+    if len(questions) >= 3:
+        return questions[:-1], questions[-1]
+    return list(questions), None
+
+
+def value_of(kind: str, text: str) -> str:
+    """The part of a memory that an answer must contain: the object of its sentence."""
+    sp = split(text)
+    if sp is None:
+        return text
+    return sp.obj
+
+
+def answer_for(kind: str, text: str, correction: str | None = None, old_text: str | None = None) -> str:
+    """The answer trained for a memory, in the second person; with ``old_text`` (the memory this
+    one superseded) it says explicitly that the old value no longer holds."""
     if kind == "lesson" and correction:
         return correction
-    return second_person(text)
+    answer = second_person(text)
+    if old_text:
+        old, new = value_of(kind, old_text), value_of(kind, text)
+        if old and old.lower() != new.lower() and old.lower() not in new.lower():
+            answer = answer.rstrip(".") + f", not {_unpossessive(old)} any more."
+    return answer
+
+
+def _unpossessive(value: str) -> str:
+    out = second_person(value).rstrip(".")
+    return value[0] + out[1:] if value else out  # keep the value's own first letter
+
+
+def acknowledgement(third_person_text: str) -> str:
+    """What the assistant says back to a user statement: it restates it, so that the loss falls
+    on the fact ('Got it: your sister lives in Porto.')."""
+    said = second_person(third_person_text).rstrip(".")
+    if said.split(" ", 1)[0] in ("Your", "You", "The"):
+        said = said[0].lower() + said[1:]
+    return f"Got it: {said}."
 
 
 def expected_words(question: str, answer: str) -> list[str]:
