@@ -297,6 +297,9 @@ def test_api_key_and_opted_in_origins(tmp_path, _tiny_home_template):
         p = subprocess.run(clagent_cmd("memory", "list", "--home", str(home)), capture_output=True, text=True,
                            env=dict(os.environ, CLAGENT_API_KEY="wrong"), timeout=60)
         assert p.returncode == 1 and "Incorrect API key" in p.stderr
+        p = subprocess.run(clagent_cmd("status", "--home", str(home)), capture_output=True, text=True,
+                           env=dict(os.environ, CLAGENT_API_KEY="wrong"), timeout=60)
+        assert p.returncode == 0 and "Incorrect API key" in p.stderr and "served" in p.stdout
 
         # an opted-in web UI: CORS headers and preflights; others still refused
         r = httpx.options(f"{url}/v1/chat/completions", headers={

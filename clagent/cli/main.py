@@ -97,7 +97,8 @@ def status(home, as_json):
     if is_up(url):
         try:
             data = Client(url, timeout=10, home_path=h.path).request("GET", "/v1/clagent/status")
-        except ClagentError:
+        except ClagentError as e:  # e.g. the daemon's API key is not the one this command has
+            click.echo(f"clagent: the daemon at {url} did not answer ({e}); showing what the home holds", err=True)
             data = None
     if data is None:
         data = collect_status(h, daemon={"running": False})
