@@ -294,6 +294,11 @@ def test_api_key_and_opted_in_origins(tmp_path, _tiny_home_template):
         assert p.returncode == 0 and "(error" not in p.stdout + p.stderr, p.stdout + p.stderr
         status = json.loads(run_cli("status", "--home", str(home), "--json").stdout)
         assert status["daemon"]["running"] is True
+        # the updater's hand-off (a consolidation asking the daemon to serve its new version)
+        from clagent import handoff
+
+        assert handoff.auth_headers(home) == {"Authorization": f"Bearer {key}"}
+        assert handoff.serve_version(home, 1) is True
         p = subprocess.run(clagent_cmd("memory", "list", "--home", str(home)), capture_output=True, text=True,
                            env=dict(os.environ, CLAGENT_API_KEY="wrong"), timeout=60)
         assert p.returncode == 1 and "Incorrect API key" in p.stderr
