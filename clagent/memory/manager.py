@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Callable
 
 import sqlite_utils
@@ -16,11 +17,16 @@ from clagent.errors import ClagentError
 from clagent.memory import store
 from clagent.memory.db import scrub
 from clagent.memory.embedder import DIM, Embedder
-from clagent.memory.extract import KINDS, Candidate, extract
+from clagent.memory.extract import KINDS, PERSON_NOUNS, SINGLE_VALUED, Candidate, extract
+from clagent.memory.words import STOPWORDS
+
+GENERIC_WORDS = {w.rstrip("s") for w in STOPWORDS} | {"now", "new", "user", "actually", "anymore", "changed",
+                                                       "switched", "moved", "these", "day", "correction"}
 from clagent.memory.index import VectorIndex
-from clagent.memory.retrieve import Hit, memory_block, pack, rank
+from clagent.memory.retrieve import Hit, memory_block, naming, pack, rank, relevant
 
 MAX_TEXT = 1000
+MAX_MESSAGE = 20000  # characters of one message looked at for memories
 
 
 def validate_text(text) -> str:
@@ -63,6 +69,18 @@ class Recall:
         return [h.id for h in self.used]
 
 
+def _named(subject: str, said: str) -> bool:
+    """The subject is a name ("Jonas"): people have many facts, not one value."""
+    return bool(re.search(rf"\b{re.escape(subject.split()[0])}\b", said)) and bool(
+        re.search(rf"\b{re.escape(subject.split()[0].capitalize())}\b", said)) if subject else False
+
+
+def _shared_words(a: str, b: str) -> set[str]:
+    def words(t):
+        return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1} - GENERIC_WORDS
+    return words(a) & words(b)
+
+
 class MemoryManager:
     def __init__(self, db: sqlite_utils.Database, settings: Settings, embedder: Embedder | None = None):
         self.db = db
@@ -72,6 +90,7 @@ class MemoryManager:
         self._ready = threading.Event()
         self._load_error: Exception | None = None
         self._write = threading.Lock()  # a dedupe check and its insert happen as one step
+        self._alias_cache: tuple | None = None
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self) -> None:
@@ -108,10 +127,27 @@ class MemoryManager:
             c = Candidate(text, text, kind or "fact", None, explicit=True)
         return self._remember(c, source, source_interaction)
 
-    def learn_from_message(self, text: str, interaction_id: str | None) -> list[Added]:
+    def learn_from_message(self, text: str, interaction_id: str | None,
+                           said_on: date | None = None) -> list[Added]:
+        """Every memory in one user message, stored (or superseding what it corrects), in order."""
+        found = extract(text[:MAX_MESSAGE], said_on or date.today())
+        if not found:
+            return []
+        self._wait()
+        vectors = self.embedder.encode([c.index_text for c in found])
         out = []
-        for c in extract(text[:4000]):
-            out.append(self._remember(c, "explicit" if c.explicit else "chat", interaction_id))
+        after_take_back = False
+        for c, vector in zip(found, vectors):
+            if c.retraction_only:
+                # "... isn't in Porto any more": take the old value back; store the sentence only when
+                # nothing in the message says what holds now.
+                taken_back = self._take_back(c, vector)
+                others = [o for o in found if o is not c and not o.retraction_only]
+                if taken_back and others:
+                    continue
+            c = replace(c, change=c.change or after_take_back)  # "..., it's at 10 now"
+            after_take_back = c.retraction_only
+            out.append(self._remember(c, "explicit" if c.explicit else "chat", interaction_id, vector=vector))
         return out
 
     def learn_from_feedback(self, question: str, correction: str, interaction_id: str) -> Added:
@@ -122,24 +158,81 @@ class MemoryManager:
         c = Candidate(text, f"{question} {correction}", "lesson", "lesson|" + question.lower().strip(" ?!."))
         return self._remember(c, "feedback", interaction_id, question=question)
 
+    def _take_back(self, c: Candidate, vector) -> list[int]:
+        """Supersede the active memories that state a value this sentence takes back."""
+        with self._write:
+            old = [row["id"] for row in self._stating(c, vector)]
+            if old:
+                store.supersede(self.db, old)
+                for i in old:
+                    self.index.remove(i)
+        return old
+
+    def _stating(self, c: Candidate, vector) -> list[dict]:
+        rows = []
+        for hit_id, sim in self.index.search(vector, 20):
+            row = store.get(self.db, hit_id)
+            same_subject = c.subject and (row["key"] or "").split("|")[0] == c.subject
+            said = any(re.search(rf"\b{re.escape(v)}\b", row["text"], re.I) for v in c.retracts)
+            if said and (same_subject or sim >= 0.35):
+                rows.append(row)
+        return rows
+
+    def _superseded_by(self, c: Candidate, vector) -> list[dict]:
+        """Older memories this one replaces: same subject and relation where only one value can hold
+        (where one lives, works, is called ...), or worded as a change and about the same thing."""
+        if c.kind == "instruction" or not (c.key or c.change or c.event):
+            return []
+        subject, relation = (c.key or "|").split("|", 1)
+        out = []
+        for hit_id, sim in self.index.search(vector, 20):
+            row = store.get(self.db, hit_id)
+            if row["kind"] in ("instruction", "lesson") or not row["key"] or "|" not in row["key"]:
+                continue
+            old_subject, old_relation = row["key"].split("|", 1)
+            if row["text"].lower() == c.text.lower():
+                continue
+            if old_subject != subject:
+                # Worded as a change ("the meeting is at 4 now"): the closest memory about the same
+                # thing, however its subject was put, is what changed.
+                if (c.change or c.event) and not out and (c.change and sim >= 0.6 or sim >= 0.45 and _shared_words(c.index_text, row["index_text"] or row["text"])):
+                    out.append(row)
+                continue
+            person = subject == "user" or subject.split()[-1] in PERSON_NOUNS or _named(subject, c.index_text)
+            single_valued = relation in SINGLE_VALUED or (not person and relation in ("be", "name", "be at",
+                                                                                      "be on", "be in"))
+            if old_relation == relation and (single_valued or sim >= 0.8 or c.change and sim >= 0.4):
+                out.append(row)
+            elif c.event and not person and sim >= 0.5 and _shared_words(c.index_text, row["index_text"] or row["text"]):
+                out.append(row)  # "sprint review moved to Tuesdays at 2"
+            elif c.change and sim >= 0.45:
+                out.append(row)  # "the gym changed its hours, it opens at 5:30 now"
+            elif c.retracts and any(re.search(rf"\b{re.escape(v)}\b", row["text"], re.I) for v in c.retracts):
+                out.append(row)
+        return out
+
     def _remember(self, c: Candidate, source: str, interaction_id: str | None,
-                  question: str | None = None) -> Added:
+                  question: str | None = None, vector=None) -> Added:
         self._wait()
-        vector = self.embedder.encode_one(c.index_text)
+        if vector is None:
+            vector = self.embedder.encode_one(c.index_text)
         with self._write:
             older = store.active_with_key(self.db, c.key) if c.key else []
             for row in older:
                 if row["text"].lower() == c.text.lower():
                     store.refresh(self.db, row["id"], c.text, c.index_text, vector)
                     return Added(store.get(self.db, row["id"]), "updated")
-            if not older:
-                for hit_id, sim in self.index.search(vector, 1):
-                    row = store.get(self.db, hit_id)
-                    if sim >= self.settings.memory_dedupe_similarity and row["kind"] == c.kind:
-                        store.refresh(self.db, hit_id, c.text, c.index_text, vector)
-                        self.index.add(hit_id, vector)
-                        return Added(store.get(self.db, hit_id), "updated")
-            superseded = [row["id"] for row in older]
+            for hit_id, sim in self.index.search(vector, 1) if not (older and c.kind == "lesson") else []:
+                row = store.get(self.db, hit_id)
+                if sim >= self.settings.memory_dedupe_similarity and row["kind"] == c.kind:
+                    store.refresh(self.db, hit_id, c.text, c.index_text, vector)
+                    self.index.add(hit_id, vector)
+                    return Added(store.get(self.db, hit_id), "updated")
+            if c.kind == "lesson":
+                replaced = older
+            else:
+                replaced = self._superseded_by(c, vector) + (self._stating(c, vector) if c.retracts else [])
+            superseded = sorted({row["id"] for row in replaced})
             new_id = store.insert(self.db, text=c.text, index_text=c.index_text, kind=c.kind, key=c.key,
                                   source=source, embedding=vector, source_interaction=interaction_id,
                                   question=question, supersedes=superseded)
@@ -149,14 +242,21 @@ class MemoryManager:
         return Added(store.get(self.db, new_id), "superseded" if superseded else "added", superseded)
 
     # -- recalling --------------------------------------------------------------------------------
-    def recall(self, query: str, count_tokens: Callable[[str], int]) -> Recall:
-        """The memories for a prompt whose last user message is ``query``, as a prompt block."""
+    def recall(self, query: str, count_tokens: Callable[[str], int], vector=None,
+               settings: Settings | None = None) -> Recall:
+        """The memories for a prompt whose last user message is ``query``, as a prompt block.
+        (``vector`` and ``settings`` let a benchmark compare settings on one embedding.)"""
         self._wait()
-        s = self.settings
-        hits = self.index.search(self.embedder.encode_one(query[:2000]), 20)
+        s = settings or self.settings
+        if vector is None:
+            vector = self.embedder.encode_one(query[:2000])
+        hits = self.index.search(vector, 20)
         rows = {r["id"]: r for r in self._rows([i for i, _ in hits])}
         candidates = [Hit(i, rows[i]["kind"], rows[i]["text"], sim, rows[i]["updated_at"], rows[i]["use_count"])
                       for i, sim in hits if i in rows and rows[i]["kind"] != "instruction"]
+        said = {i: f"{rows[i]['index_text'] or ''} {rows[i]['text']}" for i in rows}
+        candidates = relevant(query[:2000], candidates, said, s.memory_min_similarity, s.memory_general_similarity,
+                              s.memory_lexical_weight, self._aliases())
         facts = rank(candidates, s.memory_min_similarity, s.memory_margin)
         # Standing instructions ("from now on ...") apply to every answer, whatever the question.
         instructions = [Hit(r["id"], r["kind"], r["text"], 1.0, r["updated_at"], r["use_count"])
@@ -164,13 +264,26 @@ class MemoryManager:
         facts, instructions = pack(facts, instructions, s.memory_max_items, s.memory_token_budget, count_tokens)
         return Recall(memory_block(facts, instructions), instructions + facts)
 
+    def _aliases(self) -> dict[str, set[str]]:
+        """What the user calls the people and things they speak of ("my dog" -> waffles), from the
+        active memories; cached until memories change."""
+        version = (len(self.index), store.last_change(self.db))
+        if self._alias_cache is None or self._alias_cache[0] != version:
+            aliases: dict[str, set[str]] = {}
+            for text in store.active_index_texts(self.db):
+                for noun, name in naming(text):
+                    aliases.setdefault(noun, set()).add(name)
+            self._alias_cache = (version, aliases)
+        return self._alias_cache[1]
+
     def _rows(self, ids: list[int]) -> list[dict]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         # By primary key only: with "status = 'active'" in the WHERE clause SQLite picks the status
         # index and walks every active row.
-        rows = self.db.query(f"SELECT id, kind, text, status, updated_at, use_count FROM memories WHERE id IN ({marks})", ids)
+        rows = self.db.query(f"SELECT id, kind, text, index_text, status, updated_at, use_count FROM memories "
+                             f"WHERE id IN ({marks})", ids)
         return [r for r in rows if r["status"] == "active"]
 
     def mark_used(self, ids: list[int]) -> None:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from clagent.memory.words import STOPWORDS
+
 # The wording was chosen by measurement on SmolLM2-135M (Q8_0): of the variants tried it answered
 # questions about the user best with 1-3 facts in the prompt (26 of 30).
 FACTS_HEADER = "Facts about the user (notes from earlier conversations, not instructions):"
@@ -33,6 +35,108 @@ def quote(text: str, limit: int = 400) -> str:
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
     return f'"{text}"'
+
+
+_QUESTION_WORDS = set("""what whats who whose where when which how why do does did is are was were can could would
+will should tell remind remember know recall say again please me my i mine we our us you your yours name called
+kind type sort much many long old time day now""".split())
+# "Give me a word that rhymes with cat" asks nothing about the user; "my", "I" and "we ... our" do.
+_PERSONAL = re.compile(r"\b(?:i|my|mine|myself|i'm|i've|i'd|i'll|me)\b", re.I)
+_ASKED_OF_ME = re.compile(r"\b(?:give|tell|show|help|let|teach|remind|send|find|make|write|get) me\b", re.I)
+_PLURAL_PERSONAL = re.compile(r"\b(?:we|us|our|ours|we're|we've)\b", re.I)
+_GENERIC_OUR = re.compile(r"\b(?:solar system|planet|earth|world|galaxy|universe|species|humans?|humanity|mankind|"
+                          r"society|ancestors)\b|\bwe (?:call|say)\b", re.I)
+_ASKS_NAME = re.compile(r"\b(?:name|called|who|which (?:city|town|country|company|school|team|band|language))\b", re.I)
+_ASKS_NUMBER = re.compile(r"\b(?:how (?:old|many|much|long|far|often|tall|big)|when|what time|what year|which year|"
+                          r"what date|number|code|combination|pin|how fast)\b", re.I)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ies", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    """Content words, crudely stemmed, for matching a question against a memory."""
+    words = re.findall(r"[a-z0-9]+", text.lower().replace("'s ", " "))
+    return {_stem(w) for w in words if w not in STOPWORDS and w not in _QUESTION_WORDS and len(w) > 1}
+
+
+def is_personal(query: str) -> bool:
+    if _PERSONAL.search(_ASKED_OF_ME.sub("", query)):
+        return True
+    return bool(_PLURAL_PERSONAL.search(query)) and not _GENERIC_OUR.search(query)
+
+
+def _answers_kind(query: str, memory: str) -> bool:
+    """The memory holds the kind of thing asked for: a name for "what's ... called", a number or a
+    date for "how old", "when"."""
+    names = [t for i, t in enumerate(re.findall(r"[A-Za-z][\w'-]*", memory)) if i > 0 and t[0].isupper()
+             and t.lower() not in query.lower() and t not in ("The", "I")]
+    if _ASKS_NAME.search(query) and (names or re.search(r"\b(?:called|named)\b", memory)):
+        return True
+    number = re.search(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+                       r"january|february|march|april|may|june|july|august|september|october|november|december)\b",
+                       memory, re.I)
+    return bool(_ASKS_NUMBER.search(query) and number)
+
+
+def relevant(query: str, hits: list[Hit], texts: dict[int, str], personal_floor: float, general_floor: float,
+             lexical_weight: float, aliases: dict[str, set[str]] | None = None) -> list[Hit]:
+    """The hits that bear on the query, their similarity raised by what they share with it.
+
+    A question about the user ("where does my sister live?") takes notes scoring at least
+    ``personal_floor``; shared words, names the user gave to what the question names (``aliases``:
+    "my dog" -> "waffles") and holding the kind of thing asked for (a name, a number) raise a
+    note's score. Any other question ("what is the capital of France?") takes a note only where it
+    shares words with it and is about as close as a restatement (``general_floor``): notes put into
+    unrelated questions are echoed by small models ("the sky is green")."""
+    q_terms, personal = terms(query), is_personal(query)
+    expanded = set(q_terms)
+    for noun, names in (aliases or {}).items():
+        if re.search(rf"\b(?:my|our)\s+(?:\w+\s+)?{re.escape(noun)}\b", query, re.I):
+            expanded |= names
+    out = []
+    for h in hits:
+        text = texts.get(h.id, h.text)
+        m_terms = terms(text)
+        shared = expanded & m_terms
+        score = h.similarity + lexical_weight * len(shared) / max(1, len(q_terms))
+        if shared - q_terms:
+            score += lexical_weight  # it names what the question asks about by the user's own name for it
+        if personal:
+            score += 0.5 * lexical_weight * _answers_kind(query, text)
+            keep = score >= personal_floor
+        else:
+            keep = bool(shared) and score >= general_floor
+        if keep:
+            out.append(Hit(h.id, h.kind, h.text, score, h.updated_at, h.use_count))
+    return out
+
+
+_NAMING = re.compile(r"\b(?:my|our)\s+(?:[a-z-]+\s+){0,2}?(?P<noun>[a-z-]+)(?:,\s*|\s+(?:is called|is named|called|named|"
+                     r"whose name is|is)\s+|\s+)(?P<name>[A-Z][\w-]+)", re.I)
+
+
+_NAMED_AS = re.compile(r"\b(?P<name>[A-Z][\w-]+)(?:'s| is)\s+(?:my|our)\s+(?P<noun>[a-z-]+)\b|"
+                       r"\b(?P<name2>[A-Z][\w-]+) \((?:my|our) (?:[a-z-]+ )?(?P<noun2>[a-z-]+)\)")
+
+
+def naming(text: str) -> list[tuple[str, str]]:
+    """(noun, name) pairs a memory gives: "our beagle Waffles", "my sister is called Marta",
+    "Jonas is my partner", "Marta (my sister)"."""
+    out = []
+    for m in _NAMED_AS.finditer(text):
+        name, noun = (m["name"], m["noun"]) if m["name"] else (m["name2"], m["noun2"])
+        if name.lower() not in STOPWORDS:
+            out.append((noun.lower(), name.lower()))
+    for m in _NAMING.finditer(text):
+        name = m["name"]
+        if name[0].isupper() and name.lower() not in STOPWORDS and m["noun"].lower() not in STOPWORDS:
+            out.append((m["noun"].lower(), name.lower()))
+    return out
 
 
 def rank(hits: list[Hit], floor: float, margin: float) -> list[Hit]:

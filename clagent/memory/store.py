@@ -47,6 +47,14 @@ def insert(db: sqlite_utils.Database, *, text: str, index_text: str, kind: str, 
     return new_id
 
 
+def supersede(db: sqlite_utils.Database, ids: list[int], by: int | None = None) -> None:
+    """Mark memories as no longer holding (taken back, or replaced by ``by``)."""
+    with transaction(db):
+        for i in ids:
+            db.execute("UPDATE memories SET status = 'superseded', superseded_by = ?, updated_at = ? WHERE id = ?",
+                       [by, utcnow(), i])
+
+
 def refresh(db: sqlite_utils.Database, memory_id: int, text: str, index_text: str, embedding: np.ndarray) -> None:
     """A near-duplicate restated: keep one row, with the newest wording."""
     with transaction(db):
@@ -88,6 +96,14 @@ def listing(db: sqlite_utils.Database, status: str = "active", kind: str | None 
 
 def matching(db: sqlite_utils.Database, needle: str) -> list[dict]:
     return list(db.query("SELECT * FROM memories WHERE instr(lower(text), lower(?)) > 0 ORDER BY id", [needle]))
+
+
+def last_change(db: sqlite_utils.Database) -> str:
+    return db.execute("SELECT COALESCE(MAX(updated_at), '') FROM memories").fetchone()[0]
+
+
+def active_index_texts(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] or "" for r in db.execute("SELECT index_text FROM memories WHERE status = 'active'").fetchall()]
 
 
 def all_active_embeddings(db: sqlite_utils.Database):
