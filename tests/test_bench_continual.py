@@ -38,6 +38,25 @@ def test_a_bad_facts_file_is_a_clear_error_naming_the_line(tmp_path, rows, says)
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_the_default_facts_file_and_corrections():
+    sys.path.insert(0, str(BENCH.parent))
+    import continual
+
+    sessions = continual.load_facts(BENCH.parent / "continual_facts_48.jsonl")
+    facts = [f for s in sessions.values() for f in s]
+    assert len(facts) >= 48 and len(sessions) >= 6 and {f.kind for f in facts} == {"user", "work", "world"}
+    corrections = [f for f in facts if f.stale]
+    assert len(corrections) >= 4
+    for c in corrections:  # each replaces an earlier fact, which then no longer counts
+        old = [f for f in facts if f.answer == c.stale]
+        assert old and old[0].session < c.session
+        assert old[0] in continual.current(sessions, c.session - 1)
+        assert old[0] not in continual.current(sessions, c.session) and c in continual.current(sessions, c.session)
+    assert all(f.question.lower() != f.statement.lower() for f in facts)
+    assert continual.stale_count(corrections[:1], [f"It is {corrections[0].stale}."]) == 1
+    assert continual.stale_count(corrections[:1], [f"{corrections[0].answer}, not {corrections[0].stale}"]) == 0
+
+
 def test_unknown_method_and_missing_file(tmp_path):
     p = run_bench("--methods", "recall,magic", "--out", str(tmp_path), timeout=60)
     assert p.returncode == 2 and "unknown method magic" in p.stderr
@@ -64,5 +83,10 @@ def test_a_run_on_the_tiny_model_writes_table_results_and_plot(tmp_path, tiny_gg
     assert results["methods"]["recall"][1]["drift"] > 0
     assert (out / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = p.stdout.splitlines()
-    assert table[0].split() == ["method", "session", "acquisition", "retention", "drift", "seconds"]
-    assert sum(line.startswith("recall ") for line in table) == 2
+    assert table[0].split() == ["method", "session", "acquisition", "retention", "served", "stale", "drift", "notes",
+                                "seconds"]
+    assert sum(line.split()[:1] == ["recall"] and line.split()[1].isdigit() for line in table if line.strip()) == 2
+    for rows in results["methods"].values():  # as served (memory on), stale answers, notes tokens
+        assert all(0 <= r["served"] <= 1 and r["stale_served"] >= 0 and r["notes_tokens"] >= 0 for r in rows)
+    assert results["methods"]["recall"][1]["rehearsal"]["candidates"] >= 1  # session 1's memories
+    assert "recall (the default) after session 2" in p.stdout

@@ -160,3 +160,15 @@ def test_build_is_deterministic_per_seed():
     b = dataset.build([], new, SYSTEM, seed=3)
     assert [e.messages for e in a.examples] == [e.messages for e in b.examples]
     random.seed(0)
+
+
+def test_thousands_of_memories_and_very_long_text_stay_bounded():
+    import time
+
+    long = "The user's garden shed is painted " + "very " * 2000 + "green."
+    qs = questions_for("fact", None, long)
+    assert qs and all(len(q) < 400 for q in qs)
+    many = [memory(i, f"The user's pet number {i} is called Name{i}.") for i in range(2000)] + [memory(-1, long)]
+    t = time.monotonic()
+    ds = dataset.build([], many, SYSTEM, rehearse=many[:500], seed=0)
+    assert time.monotonic() - t < 20 and ds.counts["memories"] == 2001 and ds.counts["rehearsed"] == 500

@@ -165,7 +165,9 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
             continue
         answer = memory_answer(m, m.get("old_text"))
         source = "lesson" if m["kind"] == "lesson" else "memory"
-        for q in trained:
+        # A lesson corrects one precise answer the model got wrong, which the seeds found is
+        # overwritten within a few updates: its phrasings go in twice.
+        for q in trained * (2 if m["kind"] == "lesson" else 1):
             ds.examples.append(_qa(system, q, answer, source))
         if m.get("index_text") and m["kind"] != "lesson":  # the user's own words, acknowledged
             ds.examples.append(_qa(system, m["index_text"], acknowledgement(m["text"]), source))

@@ -23,6 +23,7 @@ from clagent.progress import Progress, say
 from clagent.updater.questions import knows
 
 LOCK_FILE = "consolidate.lock"
+MAX_GATE_PROBES = 64  # acquisition questions the gate asks at most
 _started = None  # the consolidation process this (daemon) process started last
 
 
@@ -236,6 +237,9 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
     ds = dataset.build(interactions, memories, s.system_prompt, rehearse=rehearse, notes=s.notes_training,
                        seed=parent.id)
     dataset.add_replay(ds, list(zip(replay, answers[len(prompts):])), s.system_prompt)
+    if len(ds.probes) > MAX_GATE_PROBES:  # thousands of new memories: the gate asks an even sample
+        step = len(ds.probes) / MAX_GATE_PROBES
+        ds.probes = [ds.probes[int(i * step)] for i in range(MAX_GATE_PROBES)]
     rehearsal = {"candidates": len(candidates), "probed": len(unknown), "probe_seconds": round(probe_seconds, 1),
                  "not_answered_by_parent": sum(1 for m in candidates if known.get(m["id"]) is False),
                  "rehearsed": len(rehearse), "left_out": len(left_out),

@@ -36,6 +36,7 @@ _PAST_BASE = {"had": "have", "did": "do", "was": "be", "were": "be", "drove": "d
               "kept": "keep", "got": "get", "took": "take", "wrote": "write", "built": "build", "led": "lead",
               "flew": "fly", "rode": "ride", "wore": "wear", "grew": "grow", "came": "come", "met": "meet",
               "stood": "stand", "sat": "sit", "read": "read", "cost": "cost"}
+MAX_SENTENCE = 300  # characters of a memory's text that questions are made from
 _WH_OBJ = {"in": "Where", "at": "Where", "near": "Where", "from": "Where"}
 
 
@@ -134,7 +135,10 @@ def _is_verb(word: str, position: int) -> bool:
 
 def split(text: str) -> Split | None:
     """Subject, verb and object of a third-person memory sentence, or None."""
-    s = re.sub(r"\s+", " ", text).strip().rstrip(".!")
+    s = re.sub(r"\s+", " ", text).strip()
+    if len(s) > MAX_SENTENCE:  # a very long memory: its first sentence, cut at a word
+        s = re.split(r"(?<=[.!?])\s", s, maxsplit=1)[0][:MAX_SENTENCE].rsplit(" ", 1)[0]
+    s = s.rstrip(".!")
     if not s or "?" in s:
         return None
     m = re.match(r"^(?:the user's|the user)\b", s, flags=re.I)
