@@ -129,3 +129,34 @@ def test_memory_cli_with_daemon_stopped_then_running(tiny_home):
         d.stop()
     p = run_cli("memory", "add", "--home", home, "")
     assert p.returncode == 1 and "empty" in p.stderr
+
+
+def test_the_response_says_which_memories_were_stored(daemon):
+    client = daemon.openai()
+    r = client.chat.completions.create(model="clagent", max_tokens=4, messages=[
+        {"role": "user", "content": "Morning! My brother Tomás works at the harbour in Vigo. How are you?"}])
+    stored = r.model_extra["memories_stored"]
+    assert [(m["text"], m["action"]) for m in stored] == [("The user's brother Tomás works at the harbour in Vigo.",
+                                                           "added")]
+    # streamed: the last chunk before [DONE] carries it
+    chunks = list(client.chat.completions.create(model="clagent", max_tokens=4, stream=True, messages=[
+        {"role": "user", "content": "Oh, Tomás moved to Porto last spring, he works at the port there now."}]))
+    [last] = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert "Porto" in last.model_extra["memories_stored"][0]["text"]
+    nothing = client.chat.completions.create(model="clagent", max_tokens=4,
+                                             messages=[{"role": "user", "content": "You got this, every step matters!"}])
+    assert nothing.model_extra["memories_stored"] == []
+
+
+def test_a_message_with_fifty_statements_stores_them_all(daemon):
+    people = ["Ana", "Bruno", "Chloé", "Dmitri", "Eun-ji", "Farid", "Greta", "Hiro", "Ines", "Jamal"]
+    places = ["Lyon", "Gdańsk", "Oaxaca", "Tromsø", "Cork", "Nairobi", "Busan", "Porto", "Adelaide", "Quito"]
+    lines = [f"My colleague {p} lives in {c} and her badge number is {100 + i * 7}." if i % 2 else
+             f"My cousin {p} moved to {c} in {1990 + i * 3}."
+             for i, (p, c) in enumerate((p, c) for p in people for c in places[:5])]
+    assert len(lines) == 50
+    r = daemon.openai().chat.completions.create(model="clagent", max_tokens=4,
+                                                messages=[{"role": "user", "content": " ".join(lines)}])
+    stored = r.model_extra["memories_stored"]
+    assert len(stored) == 50
+    assert all(m["text"].startswith("The user's") for m in stored)

@@ -38,6 +38,7 @@ MODEL_ALIAS = "clagent"
 CONVERSATION_HEADER = "x-clagent-conversation"
 MEMORY_HEADER = "x-clagent-memory"  # "off" disables memory for one request
 MEMORIES_USED_HEADER = "x-clagent-memories-used"
+LEARN_WAIT_S = 5.0
 
 
 @dataclass
@@ -318,6 +319,7 @@ class _Run:
         self.events: asyncio.Queue = asyncio.Queue()
         self.cancelled = threading.Event()
         self.version: int | None = None
+        self.stored: list = []  # memories learned from this request's message
 
     def _emit(self, kind: str, payload=None) -> None:
         try:
@@ -345,11 +347,17 @@ class _Run:
             if not any(m["role"] == "system" for m in messages) and self.default_system and not self.recall.block:
                 messages = [{"role": "system", "content": self.default_system}, *messages]
             messages = with_memory(messages, self.recall.block, self.default_system)
+            learning = None
+            if self.memory is not None and last_user:
+                # beside the generation, so that it never delays the answer
+                learning = threading.Thread(target=self._learn, args=(last_user,), name=f"learn-{self.id[-8:]}",
+                                            daemon=True)
+                learning.start()
             gen = self.engine.generate(messages, self.req.sampling(), on_text, self.cancelled)
             self.version = gen.version
             self._log(gen)
-            if self.memory is not None and last_user:
-                self._learn(last_user)
+            if learning is not None:
+                learning.join(LEARN_WAIT_S)  # to say what was stored; a slower store goes on by itself
             if not started[0]:
                 self._emit("start")
             self._emit("done", gen)
@@ -368,9 +376,15 @@ class _Run:
 
     def _learn(self, text: str) -> None:
         try:
-            self.memory.learn_from_message(text, self.id)
+            self.stored = self.memory.learn_from_message(text, self.id)
         except ClagentError as e:
             print(f"clagent: memory not updated: {e}", file=sys.stderr)
+        except Exception as e:  # a bug in learning must not lose the answer
+            traceback.print_exception(e, file=sys.stderr)
+
+    def stored_summary(self) -> list[dict]:
+        return [{"id": a.memory["id"], "kind": a.memory["kind"], "text": a.memory["text"], "action": a.action,
+                 "superseded": a.superseded} for a in list(self.stored)]
 
     def _log(self, gen: Generation) -> None:
         log_interaction(self.home.db, Interaction(
@@ -403,6 +417,7 @@ class _Run:
                          "finish_reason": gen.finish_reason, "logprobs": None}],
             "usage": _usage(gen), "conversation_id": self.conversation,
             "memories_used": [{"id": h.id, "kind": h.kind, "text": h.text} for h in self.recall.used],
+            "memories_stored": self.stored_summary(),
         }
 
     def _chunk(self, delta: dict, finish_reason: str | None = None) -> str:
@@ -419,7 +434,9 @@ class _Run:
                 if kind == "text":
                     yield self._chunk({"content": payload})
                 elif kind == "done":
-                    yield self._chunk({}, payload.finish_reason)
+                    last = json.loads(self._chunk({}, payload.finish_reason)[len("data: "):])
+                    last["memories_stored"] = self.stored_summary()
+                    yield f"data: {json.dumps(last)}\n\n"
                     if self.req.include_usage:
                         usage = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                                  "model": self._model(), "choices": [], "usage": _usage(payload)}
