@@ -172,3 +172,18 @@ def test_thousands_of_memories_and_very_long_text_stay_bounded():
     t = time.monotonic()
     ds = dataset.build([], many, SYSTEM, rehearse=many[:500], seed=0)
     assert time.monotonic() - t < 20 and ds.counts["memories"] == 2001 and ds.counts["rehearsed"] == 500
+
+
+def test_a_correction_without_a_lesson_memory_is_trained_in_several_phrasings():
+    wrong = inter("w", "Who wrote The Glass Orchard?", "Someone.", rating=-1,
+                  correction="The Glass Orchard was written by Lena Okafor.")
+    ds = dataset.build([wrong], [], SYSTEM, notes=False)
+    corr = [e for e in ds.examples if e.source == "correction"]
+    assert len(corr) >= 4 and len({e.messages[-2]["content"] for e in corr}) >= 3
+    assert all(e.messages[-1]["content"] == "The Glass Orchard was written by Lena Okafor." for e in corr)
+    lesson = {"id": 9, "kind": "lesson", "text": 'The right answer to "Who wrote The Glass Orchard?" is: '
+              "The Glass Orchard was written by Lena Okafor.", "key": None, "index_text": None,
+              "question": "Who wrote The Glass Orchard?", "source_interaction": "w"}
+    ds = dataset.build([wrong], [lesson], SYSTEM, notes=False)  # the lesson memory carries them instead
+    assert len([e for e in ds.examples if e.source == "correction"]) == 1
+    assert len([e for e in ds.examples if e.source == "lesson"]) == 6

@@ -128,6 +128,7 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
     system = _system(system_prompt)
     n_inter = n_corr = n_skip = n_stmt = 0
     captured = {m.get("source_interaction") for m in memories if m.get("source_interaction")}
+    lessons = {m.get("source_interaction") for m in memories if m["kind"] == "lesson"}
     for it in interactions:
         ds.interaction_ids.append(it["id"])
         messages = [m for m in it["messages"] if m["role"] in ("system", "user", "assistant")]
@@ -140,6 +141,11 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
         if it.get("correction"):
             ds.examples.append(Example([*messages, {"role": "assistant", "content": it["correction"]}], "correction"))
             n_corr += 1
+            if it["id"] not in lessons:  # no lesson memory made of it: its phrasings here, as a lesson's
+                q = messages[-1]["content"]
+                trained, _ = split_for_training(questions_for("lesson", None, "", q))
+                for p in trained[1:] * 2:
+                    ds.examples.append(_qa(system, p, it["correction"], "correction"))
         elif stated:
             # A statement: learn what the user said, not whatever the model replied to it.
             ack = " ".join(acknowledgement(t) for t in stated)
