@@ -124,6 +124,8 @@ def test_a_statement_captured_as_a_memory_is_learned_once():
          "kind": "fact", "key": "sister", "question": None, "source_interaction": "a"}
     ds = dataset.build([inter("a", "My sister lives in Porto.")], [m], SYSTEM, notes=False)
     assert ds.counts["statements"] == 0 and ds.counts["memories"] == 1 and ds.memory_ids == [7]
+    replies = [e.messages[-1]["content"] for e in ds.examples if e.messages[-2]["content"] == "My sister lives in Porto."]
+    assert replies and "Nice!" not in replies  # the acknowledgement, not the model's reply
 
 
 def memory(i, text, **kw):

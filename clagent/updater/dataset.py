@@ -137,7 +137,8 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
             continue
         if not any(m["role"] == "system" for m in messages):
             messages = system + messages
-        stated = [] if it["id"] in captured else user_statements(messages[-1]["content"])
+        said = user_statements(messages[-1]["content"])
+        stated = [] if it["id"] in captured else said  # a captured one is learned as its memory
         if it.get("correction"):
             ds.examples.append(Example([*messages, {"role": "assistant", "content": it["correction"]}], "correction"))
             n_corr += 1
@@ -146,9 +147,9 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
                 trained, _ = split_for_training(questions_for("lesson", None, "", q))
                 for p in trained[1:] * 2:
                     ds.examples.append(_qa(system, p, it["correction"], "correction"))
-        elif stated:
+        elif said:
             # A statement: learn what the user said, not whatever the model replied to it.
-            ack = " ".join(acknowledgement(t) for t in stated)
+            ack = " ".join(acknowledgement(t) for t in said)
             ds.examples.append(Example([*messages, {"role": "assistant", "content": ack}], "statement"))
         elif it.get("rating") == -1 or it.get("finish_reason") in ("cancelled", "length") or not it.get("response"):
             n_skip += 1  # a bad, cut-off or empty answer is not something to learn
