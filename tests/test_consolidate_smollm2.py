@@ -43,10 +43,6 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
             history.append({"role": "assistant", "content": r.choices[0].message.content})
         said = client.chat.completions.create(model="clagent", temperature=0, max_tokens=24, messages=[
             {"role": "user", "content": UNCAPTURED[0]}])
-        con = sqlite3.connect(smollm2_home / "clagent.db")
-        with con:
-            con.execute("DELETE FROM memories WHERE source_interaction = ?", [said.id])
-        con.close()
         wrong = client.chat.completions.create(model="clagent", temperature=0, max_tokens=32, messages=[
             {"role": "user", "content": "Who wrote the novel The Glass Orchard?"}])
         httpx.post(f"{daemon.url}/v1/clagent/feedback", timeout=60, json={
@@ -60,6 +56,11 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
         con.close()
         assert len(consumed) == len(TEACH) + 2 + len(ASK)
 
+        # The daemon learns beside generating: by now whatever it made of the statement is stored.
+        con = sqlite3.connect(smollm2_home / "clagent.db")
+        with con:
+            con.execute("DELETE FROM memories WHERE source_interaction = ?", [said.id])
+        con.close()
         p = run_cli("consolidate", "--home", str(smollm2_home), "--json", timeout=1200)
         assert p.returncode == 0, p.stderr[-3000:]
         out = json.loads(p.stdout)
