@@ -49,7 +49,7 @@ def conversation_store(folder: Path, embedder: Embedder) -> MemoryManager:
         said_on = date.fromisoformat(session["date"])
         for turn in session["turns"]:
             if turn["role"] == "user":
-                m.learn_from_message(turn["content"], f"s{n}", said_on)
+                m.learn_from_message(turn["content"], f"s{n}", said_on, conversation=f"session-{n}")
     return m
 
 

@@ -62,10 +62,10 @@ class Settings:
     # takes notes scoring at least memory_min_similarity (cosine, raised by shared words times
     # memory_lexical_weight); any other question only notes naming the same thing or scoring
     # memory_general_similarity, so that "what colour is the sky?" gets no note about a green sofa.
-    memory_min_similarity: float = 0.35
+    memory_min_similarity: float = 0.3
     memory_general_similarity: float = 0.75
     memory_lexical_weight: float = 0.2
-    memory_margin: float = 0.15  # and no further than this below the best match
+    memory_margin: float = 0.25  # and no further than this below the best match
     memory_dedupe_similarity: float = 0.92  # a new memory this close to an old one updates it
     # Consolidation (slow weights). Defaults sized for the 135M model on 2 CPU cores.
     consolidate_max_steps: int = 40

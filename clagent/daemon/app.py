@@ -376,7 +376,7 @@ class _Run:
 
     def _learn(self, text: str) -> None:
         try:
-            self.stored = self.memory.learn_from_message(text, self.id)
+            self.stored = self.memory.learn_from_message(text, self.id, conversation=self.conversation)
         except ClagentError as e:
             print(f"clagent: memory not updated: {e}", file=sys.stderr)
         except Exception as e:  # a bug in learning must not lose the answer

@@ -144,7 +144,8 @@ _SPECIFIC = re.compile(
 # Words that say a value changed. Life events ("moved", "started", "sold") are not among them: they
 # replace a value only through a relation that holds one value (where one lives) or what they take back.
 _CHANGE = re.compile(
-    r"\b(?:now|these days|nowadays|any ?more|no longer|not any longer|instead|actually|in fact|correction|"
+    r"(?<!right )(?<!just )(?<!for )(?<!by )\b(?:now(?! and then)|these days|nowadays|any ?more|no longer|"
+    r"not any longer|instead|correction|"
     r"scratch that|changed?|switched|replaced|rescheduled|postponed|updated?|rather than|not anymore|rebooked|"
     r"renamed?|upped|bumped|migrated|new \w+ is|is new)\b", re.I)
 # Life events that may replace a value: only where the older memory names the same thing.
@@ -291,6 +292,11 @@ def _split_subject(s: str) -> tuple[str, str, list[str]]:
                 words[i] not in VERB_FORMS or i == 0 or words[i] in PERSON_NOUNS or words[i].endswith("ing")
                 or words[i - 1] in ("the", "my", "our", "a", "an", "his", "her", "their", "this", "that")):
             if words[i].endswith("'s") and words[i][:-2] in AUXILIARIES | {"it", "that", "he", "she", "there"}:
+                break
+            if words[i].endswith("'s") and i + 1 < len(words) and (words[i + 1] in VERB_FORMS or
+                                                                    words[i + 1] in ("been", "got", "just")):
+                head.append(words[i][:-2])  # "Mum's moved in with us": has, not a possessive
+                i += 1
                 break
             head.append(words[i])
             i += 1
@@ -451,7 +457,8 @@ _VAGUE = {"thing", "things", "stuff", "way", "time", "times", "lot", "lots", "bi
 
 _EMPTY_VERBS = set("""be have do get go make feel think try want need realize realise know see mean say tell hold share
 keep come take put let seem look guess hope wish believe survive manage cope deal message chat talk reflect
-process figure wonder remember forget notice learn understand happen wait sit stay rest vent rant ramble""".split())
+process figure wonder remember forget notice learn understand happen wait sit stay rest vent rant ramble read hear
+see watch""".split())
 
 
 def _has_content(s: str) -> bool:
@@ -467,20 +474,23 @@ def _has_content(s: str) -> bool:
 
 
 @dataclass
-class _Context:
-    said_on: date | None
+class Context:
+    """Who "she" and "it" are: kept across the messages of one conversation."""
+    said_on: date | None = None
     last_person: str | None = None  # "my sister": what "she" refers to in the next sentence
     last_thing: str | None = None  # "the standup": what "it" refers to
     unnamed: str | None = None  # "my sister" spoken of without a name, in the sentence before
 
 
-def _resolve_pronoun(s: str, ctx: _Context) -> str | None:
+def _resolve_pronoun(s: str, ctx: Context) -> str | None:
     m = re.match(r"^(he's|she's|they're|he|she|they|his|her|their|it's|its|it)\b", s, re.I)
     if not m:
         return s
     if m[1].lower().startswith("it"):
         if ctx.last_thing is None:
             return s
+        if m[1].lower() == "it's" and re.match(r"^it's\s+been\b", s, re.I):
+            return f"{ctx.last_thing} has{s[m.end():]}"
         return (f"{ctx.last_thing} is" if m[1].lower() == "it's" else
                 f"{ctx.last_thing}'s" if m[1].lower() == "its" else ctx.last_thing) + s[m.end():]
     if ctx.last_person is None:
@@ -497,7 +507,11 @@ def _resolve_pronoun(s: str, ctx: _Context) -> str | None:
     return f"{target}{rest}"
 
 
-def _remember_person(s: str, ctx: _Context) -> None:
+def _remember_person(s: str, ctx: Context) -> None:
+    named = re.match(r"^([A-Z][a-z][\w'-]*)(?:\s+\([^)]*\))?\s+(?:is|was|has|had|got|'s|just|left|moved|works|lives|"
+                     r"started|quit|joined)\b", s)
+    if named and named[1].lower() not in STOPWORDS and _proper_nouns(s)[:1] == [named[1]]:
+        ctx.last_person = named[1]  # "Olusegun is leaving. He got a job at ..."
     m = None
     for m in re.finditer(r"\b(?:my|our|the)\s+((?:[\w-]+\s+){0,2}?(?:" + "|".join(PERSON_NOUNS) +
                          r"))(?:,?\s+([A-Z][\w'-]+))?\b", s, re.I):
@@ -508,7 +522,7 @@ def _remember_person(s: str, ctx: _Context) -> None:
         ctx.unnamed = None if named else f"my {m[1]}"
 
 
-def _link_name(s: str, ctx: _Context) -> str:
+def _link_name(s: str, ctx: Context) -> str:
     """"...my sister. Marta called last night": Marta is the sister just spoken of."""
     m = re.match(r"^([A-Z][a-z][\w'-]*)(?=\s+(?!is my|is our|and\b)[a-z])", s)
     if not m or ctx.unnamed is None or m[1].lower() in STOPWORDS or not _proper_nouns(s)[:1] == [m[1]]:
@@ -518,7 +532,7 @@ def _link_name(s: str, ctx: _Context) -> str:
     return linked
 
 
-def classify(sentence: str, ctx: _Context, explicit: bool = False) -> Candidate | None:
+def classify(sentence: str, ctx: Context, explicit: bool = False) -> Candidate | None:
     """The memory in one sentence, or None."""
     s = _clean(sentence)
     lead_change = bool(_CHANGE_LEAD.match(s))
@@ -526,7 +540,8 @@ def classify(sentence: str, ctx: _Context, explicit: bool = False) -> Candidate 
     s = _LEADING.sub("", s).strip(" ,;:-–—")
     if not s or not re.search(r"[A-Za-z]", s):
         return None
-    s = _link_name(s, ctx)
+    s = _link_name(s, ctx)  # a name opening this sentence, linked to who the one before spoke of
+    ctx.unnamed = None
     _remember_person(s, ctx)  # whatever this sentence is, "she" in the next may be who it names
     m = _EXPLICIT.match(s)
     if m and m["body"].strip():
@@ -574,9 +589,13 @@ def classify(sentence: str, ctx: _Context, explicit: bool = False) -> Candidate 
                      r"happens|takes)\b", s, re.I)
     if thing and not negated:
         ctx.last_thing = thing[1].strip()
-    if resolved is None and not (_PERSONAL.search(s) and _specific(s, strict=True)):
-        return None  # "She loves it" with nobody to refer to
+    if resolved is None and (not _specific(s, strict=True) or re.match(r"^(?:his|her|their)\b", s, re.I)):
+        return None  # "She loves it" with nobody to refer to; "she's a vet in Gdańsk" still says something
     s = resolved or s
+    if re.search(r"\b(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|isn't|doesn't|didn't|won't)"
+                 r"(?:[\s,]+(?:not|too|so|yes|no|indeed|really|though|either|honestly|definitely|totally))*[\s,.!]*$",
+                 s, re.I) and len(_words(s)) <= 8:
+        return None  # "She does, yes": an echo of something said before, nothing held
     personal = bool(_PERSONAL.search(s))
     low = s.lower()
     subject_word = _words(s)[:2]
@@ -594,6 +613,9 @@ def classify(sentence: str, ctx: _Context, explicit: bool = False) -> Candidate 
         if not _has_content(s):
             return None
         main = _main_clause(s)
+        if re.search(r"\b(?:going to|gonna|about to|off to|heading (?:out|off) to)\b.*\b(?:now|right now|in a bit|"
+                     r"in a minute|shortly|soon)\b", s, re.I) and not _specific(s, strict=True):
+            return None  # "I'm going to make dinner now": what happens next, not something to keep
         if personal:
             if _feeling_only(main) or _empty_opinion(main):
                 return None
@@ -609,7 +631,7 @@ def classify(sentence: str, ctx: _Context, explicit: bool = False) -> Candidate 
     return _candidate(s, ctx, explicit, lead_change)
 
 
-def _candidate(s: str, ctx: _Context, explicit: bool, lead_change: bool) -> Candidate:
+def _candidate(s: str, ctx: Context, explicit: bool, lead_change: bool) -> Candidate:
     said = s
     if ctx.said_on is not None:
         said = when.resolve(said, ctx.said_on)
@@ -632,9 +654,12 @@ def _candidate(s: str, ctx: _Context, explicit: bool, lead_change: bool) -> Cand
 _CONTINUES = re.compile(r"^(?:it|it's|it is|its|that's|that is|this is|they're|they are)\b", re.I)
 
 
-def extract(text: str, said_on: date | None = None) -> list[Candidate]:
-    """Memories in one user message, in order."""
-    ctx = _Context(said_on)
+def extract(text: str, said_on: date | None = None, context: Context | None = None) -> list[Candidate]:
+    """Memories in one user message, in order. ``context`` carries who was spoken of from one
+    message of a conversation to the next."""
+    ctx = context or Context()
+    ctx.said_on = said_on
+    ctx.last_thing = ctx.unnamed = None  # only people are spoken of again from one message to the next
     out: list[Candidate] = []
     explicit_next = False
     previous: Candidate | None = None

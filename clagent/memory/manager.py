@@ -3,9 +3,11 @@ into the next prompt. The daemon owns one; the CLI makes one when the daemon is 
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Callable
@@ -17,16 +19,17 @@ from clagent.errors import ClagentError
 from clagent.memory import store
 from clagent.memory.db import scrub
 from clagent.memory.embedder import DIM, Embedder
-from clagent.memory.extract import KINDS, PERSON_NOUNS, SINGLE_VALUED, Candidate, extract
+from clagent.memory.extract import KINDS, PERSON_NOUNS, SINGLE_VALUED, Candidate, Context, extract
 from clagent.memory.words import STOPWORDS
 
 GENERIC_WORDS = {w.rstrip("s") for w in STOPWORDS} | {"now", "new", "user", "actually", "anymore", "changed",
                                                        "switched", "moved", "these", "day", "correction"}
 from clagent.memory.index import VectorIndex
-from clagent.memory.retrieve import Hit, memory_block, naming, pack, rank, relevant
+from clagent.memory.retrieve import Hit, memory_block, naming, pack, rank, relevant, terms
 
 MAX_TEXT = 1000
 MAX_MESSAGE = 20000  # characters of one message looked at for memories
+MAX_CONVERSATIONS = 256  # conversations whose references ("she", "it") are kept
 
 
 def validate_text(text) -> str:
@@ -76,9 +79,11 @@ def _named(subject: str, said: str) -> bool:
 
 
 def _shared_words(a: str, b: str) -> set[str]:
+    """Words both say about the thing itself, not the names of people in them."""
     def words(t):
-        return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1} - GENERIC_WORDS
-    return words(a) & words(b)
+        names = {w.lower() for w in re.findall(r"(?<=[\w,] )[A-Z][a-z]+\b", t)}  # not a sentence's first word
+        return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1 and w not in names}
+    return (words(a) & words(b)) - GENERIC_WORDS
 
 
 class MemoryManager:
@@ -91,6 +96,7 @@ class MemoryManager:
         self._load_error: Exception | None = None
         self._write = threading.Lock()  # a dedupe check and its insert happen as one step
         self._alias_cache: tuple | None = None
+        self._contexts: OrderedDict[str, Context] = OrderedDict()  # who "she" is, per conversation
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self) -> None:
@@ -127,10 +133,17 @@ class MemoryManager:
             c = Candidate(text, text, kind or "fact", None, explicit=True)
         return self._remember(c, source, source_interaction)
 
-    def learn_from_message(self, text: str, interaction_id: str | None,
-                           said_on: date | None = None) -> list[Added]:
+    def learn_from_message(self, text: str, interaction_id: str | None, said_on: date | None = None,
+                           conversation: str | None = None) -> list[Added]:
         """Every memory in one user message, stored (or superseding what it corrects), in order."""
-        found = extract(text[:MAX_MESSAGE], said_on or date.today())
+        context = Context()
+        if conversation:
+            with self._write:
+                context = self._contexts.pop(conversation, None) or context
+                self._contexts[conversation] = context
+                while len(self._contexts) > MAX_CONVERSATIONS:
+                    self._contexts.popitem(last=False)
+        found = extract(text[:MAX_MESSAGE], said_on or date.today(), context)
         if not found:
             return []
         self._wait()
@@ -178,37 +191,39 @@ class MemoryManager:
                 rows.append(row)
         return rows
 
-    def _superseded_by(self, c: Candidate, vector) -> list[dict]:
-        """Older memories this one replaces: same subject and relation where only one value can hold
-        (where one lives, works, is called ...), or worded as a change and about the same thing."""
+    def _superseded_by(self, c: Candidate, vector, interaction_id: str | None = None) -> list[dict]:
+        """Older memories this one replaces: about the same subject and relation where only one value
+        can hold (where one lives, works, is called ...); or, worded as a change ("... now", "moved
+        to"), the closest memory about the same thing. People have many facts: a name alone never
+        makes two memories the same thing."""
         if c.kind == "instruction" or not (c.key or c.change or c.event):
             return []
         subject, relation = (c.key or "|").split("|", 1)
+        person = subject == "user" or bool(subject) and (subject.split()[-1] in PERSON_NOUNS or _named(subject, c.index_text))
         out = []
         for hit_id, sim in self.index.search(vector, 20):
             row = store.get(self.db, hit_id)
-            if row["kind"] in ("instruction", "lesson") or not row["key"] or "|" not in row["key"]:
+            if row["kind"] in ("instruction", "lesson") or row["text"].lower() == c.text.lower():
                 continue
-            old_subject, old_relation = row["key"].split("|", 1)
-            if row["text"].lower() == c.text.lower():
-                continue
-            if old_subject != subject:
-                # Worded as a change ("the meeting is at 4 now"): the closest memory about the same
-                # thing, however its subject was put, is what changed.
-                if (c.change or c.event) and not out and (c.change and sim >= 0.6 or sim >= 0.45 and _shared_words(c.index_text, row["index_text"] or row["text"])):
+            if interaction_id and row["source_interaction"] == interaction_id:
+                continue  # sentences of one message add up; they do not replace each other
+            old_subject, old_relation = (row["key"] or "|").split("|", 1)
+            said = row["index_text"] or row["text"]
+            if c.retracts and any(re.search(rf"\b{re.escape(v)}\b", row["text"], re.I) for v in c.retracts) \
+                    and (old_subject == subject or sim >= 0.35):
+                out.append(row)
+            elif subject and old_subject == subject:
+                single_valued = relation in SINGLE_VALUED or (not person and relation in ("be", "name", "be at",
+                                                                                          "be on", "be in"))
+                if old_relation == relation and (single_valued or not person and sim >= 0.8 or c.change and sim >= 0.4):
                     out.append(row)
-                continue
-            person = subject == "user" or subject.split()[-1] in PERSON_NOUNS or _named(subject, c.index_text)
-            single_valued = relation in SINGLE_VALUED or (not person and relation in ("be", "name", "be at",
-                                                                                      "be on", "be in"))
-            if old_relation == relation and (single_valued or sim >= 0.8 or c.change and sim >= 0.4):
-                out.append(row)
-            elif c.event and not person and sim >= 0.5 and _shared_words(c.index_text, row["index_text"] or row["text"]):
-                out.append(row)  # "sprint review moved to Tuesdays at 2"
-            elif c.change and sim >= 0.45:
-                out.append(row)  # "the gym changed its hours, it opens at 5:30 now"
-            elif c.retracts and any(re.search(rf"\b{re.escape(v)}\b", row["text"], re.I) for v in c.retracts):
-                out.append(row)
+                elif not person and (c.change or c.event) and sim >= 0.45 and _shared_words(c.index_text, said):
+                    out.append(row)  # "the gym changed its hours, it opens at 5:30 now"
+            elif not out and (c.change or c.event) and sim >= 0.45:
+                shared = _shared_words(c.index_text, said)
+                if c.change and shared and (sim >= 0.6 or c.kind == row["kind"]) \
+                        or c.event and (sim >= 0.6 and shared or sim >= 0.5 and len(shared) >= 2):
+                    out.append(row)  # "scratch that, the meeting is at 4pm"; "new car, new reg: LD23 XPA"
         return out
 
     def _remember(self, c: Candidate, source: str, interaction_id: str | None,
@@ -231,7 +246,7 @@ class MemoryManager:
             if c.kind == "lesson":
                 replaced = older
             else:
-                replaced = self._superseded_by(c, vector) + (self._stating(c, vector) if c.retracts else [])
+                replaced = self._superseded_by(c, vector, interaction_id) + (self._stating(c, vector) if c.retracts else [])
             superseded = sorted({row["id"] for row in replaced})
             new_id = store.insert(self.db, text=c.text, index_text=c.index_text, kind=c.kind, key=c.key,
                                   source=source, embedding=vector, source_interaction=interaction_id,
@@ -256,7 +271,7 @@ class MemoryManager:
                       for i, sim in hits if i in rows and rows[i]["kind"] != "instruction"]
         said = {i: f"{rows[i]['index_text'] or ''} {rows[i]['text']}" for i in rows}
         candidates = relevant(query[:2000], candidates, said, s.memory_min_similarity, s.memory_general_similarity,
-                              s.memory_lexical_weight, self._aliases())
+                              s.memory_lexical_weight, self._aliases(), self._idf())
         facts = rank(candidates, s.memory_min_similarity, s.memory_margin)
         # Standing instructions ("from now on ...") apply to every answer, whatever the question.
         instructions = [Hit(r["id"], r["kind"], r["text"], 1.0, r["updated_at"], r["use_count"])
@@ -265,15 +280,27 @@ class MemoryManager:
         return Recall(memory_block(facts, instructions), instructions + facts)
 
     def _aliases(self) -> dict[str, set[str]]:
-        """What the user calls the people and things they speak of ("my dog" -> waffles), from the
-        active memories; cached until memories change."""
+        """What the user calls the people and things they speak of ("my dog" -> waffles)."""
+        return self._store_view()[0]
+
+    def _idf(self):
+        """How rare a word is among the memories: a shared rare word ("locker") says more than a
+        common one ("work")."""
+        counts, n = self._store_view()[1:]
+        return lambda term: math.log(1 + n / (1 + counts.get(term, 0)))
+
+    def _store_view(self):
+        """Aliases and word counts of the active memories, cached until memories change."""
         version = (len(self.index), store.last_change(self.db))
         if self._alias_cache is None or self._alias_cache[0] != version:
             aliases: dict[str, set[str]] = {}
-            for text in store.active_index_texts(self.db):
+            counts: Counter = Counter()
+            texts = store.active_index_texts(self.db)
+            for text in texts:
                 for noun, name in naming(text):
                     aliases.setdefault(noun, set()).add(name)
-            self._alias_cache = (version, aliases)
+                counts.update(terms(text))
+            self._alias_cache = (version, (aliases, counts, len(texts)))
         return self._alias_cache[1]
 
     def _rows(self, ids: list[int]) -> list[dict]:

@@ -27,6 +27,19 @@ class Hit:
     use_count: int = 0
 
 
+def second_person(text: str) -> str:
+    """A note as said to the user: "The user's sister lives in Porto." -> "Your sister lives in Porto."."""
+    t = re.sub(r"\bthe user's\b", "your", text, flags=re.I)
+    t = re.sub(r"\bthe user and their (family|team|partner)\b", r"you and your \1", t, flags=re.I)
+    t = re.sub(r"\bthe user (is|was|has|does)\b", lambda m: "you " + {"is": "are", "was": "were", "has": "have",
+                                                                         "does": "do"}[m[1].lower()], t, flags=re.I)
+    t = re.sub(r"\bthe user (\w+?)(?:ies)\b", r"you \1y", t, flags=re.I)
+    t = re.sub(r"\bthe user (\w+?(?:sh|ch|x|ss|o))es\b", r"you \1", t, flags=re.I)
+    t = re.sub(r"\bthe user (\w+?[^s])s\b", r"you \1", t, flags=re.I)
+    t = re.sub(r"\bthe user\b", "you", t, flags=re.I)
+    return t[:1].upper() + t[1:]
+
+
 def quote(text: str, limit: int = 400) -> str:
     """A memory as inert data: one line, no chat-template tokens, no way to close its quotes."""
     text = _SPECIAL.sub(" ", text)
@@ -84,7 +97,8 @@ def _answers_kind(query: str, memory: str) -> bool:
 
 
 def relevant(query: str, hits: list[Hit], texts: dict[int, str], personal_floor: float, general_floor: float,
-             lexical_weight: float, aliases: dict[str, set[str]] | None = None) -> list[Hit]:
+             lexical_weight: float, aliases: dict[str, set[str]] | None = None,
+             idf: Callable[[str], float] | None = None) -> list[Hit]:
     """The hits that bear on the query, their similarity raised by what they share with it.
 
     A question about the user ("where does my sister live?") takes notes scoring at least
@@ -103,11 +117,14 @@ def relevant(query: str, hits: list[Hit], texts: dict[int, str], personal_floor:
         text = texts.get(h.id, h.text)
         m_terms = terms(text)
         shared = expanded & m_terms
-        score = h.similarity + lexical_weight * len(shared) / max(1, len(q_terms))
+        weight = idf or (lambda term: 1.0)
+        score = h.similarity + lexical_weight * sum(map(weight, shared)) / max(1.0, sum(map(weight, q_terms)))
         if shared - q_terms:
             score += lexical_weight  # it names what the question asks about by the user's own name for it
         if personal:
-            score += 0.5 * lexical_weight * _answers_kind(query, text)
+            score += lexical_weight * _answers_kind(query, text)
+            if len(terms(h.text)) <= 2:
+                score -= lexical_weight  # "The user works.": too little in it to answer anything
             keep = score >= personal_floor
         else:
             keep = bool(shared) and score >= general_floor
