@@ -85,7 +85,8 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
     marks = ",".join("?" * len(consumed))
     assert con.execute(f"SELECT COUNT(*) FROM interactions WHERE id IN ({marks})", consumed).fetchone()[0] == 0
     assert con.execute("SELECT COUNT(*) FROM interactions").fetchone()[0] == 7  # asked after consolidating
-    assert con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version = 2").fetchone()[0] >= 5
+    # the four facts (whether feedback also makes a lesson memory is the fast memory's choice)
+    assert con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version = 2").fetchone()[0] >= 4
     con.close()
     st = json.loads(run_cli("status", "--home", str(smollm2_home), "--json").stdout)
     assert st["served_version"]["id"] == 2 and [v["id"] for v in st["served_version"]["lineage"]] == [2, 1]
@@ -95,7 +96,7 @@ def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_h
     models = run_cli("models", "--home", str(smollm2_home)).stdout
     assert "* v2" in models and "consolidation" in models
 
-    assert st["weights"]["version"] == 2 and st["weights"]["verified"] >= 5
+    assert st["weights"]["version"] == 2 and st["weights"]["verified"] >= 4
 
     # Session 2: other facts, another consolidation; the session-1 facts are rehearsed and kept.
     daemon = start_daemon(smollm2_home)
