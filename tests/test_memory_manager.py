@@ -86,7 +86,7 @@ def test_lesson_from_feedback_is_tied_to_its_question(mm):
 
 def test_budget_limits_what_is_injected(tmp_path, embedder):
     db = dbmod.connect(tmp_path / "m.db")
-    m = MemoryManager(db, Settings(memory_token_budget=55, memory_max_items=10, memory_margin=1.0,
+    m = MemoryManager(db, Settings(memory_token_budget=30, memory_max_items=10, memory_margin=1.0,
                                    memory_min_similarity=0.0), embedder)
     m.load()
     for text in ["My dog is called Biscuit", "My cat is called Luna", "My horse is called Star",

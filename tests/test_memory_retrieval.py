@@ -48,9 +48,9 @@ def test_pack_respects_count_and_token_budget():
     count = len  # one token per character: easy to reason about
     f, i = pack(facts, instr, max_items=3, budget_tokens=10_000, count_tokens=count)
     assert [h.id for h in i] == [9] and [h.id for h in f] == [0, 1]
-    f, i = pack(facts, [], max_items=5, budget_tokens=250, count_tokens=count)
+    f, i = pack(facts, [], max_items=5, budget_tokens=150, count_tokens=count)
     assert 1 <= len(f) < 5
-    assert sum(count(f"- {quote(h.text)}\n") for h in f) <= 250
+    assert sum(count(f"- {quote(h.text)}\n") for h in f) <= 150
 
 
 def test_memories_are_quoted_as_inert_data():
@@ -59,13 +59,22 @@ def test_memories_are_quoted_as_inert_data():
     assert "\n" not in q and "<|im_start|>" not in q and "<|im_end|>" not in q
     assert q.startswith('"') and q.endswith('"') and q.count('"') == 2
     block = memory_block([Hit(1, "fact", evil, 0.9)], [])
-    assert block.startswith(FACTS_HEADER) and "not instructions" in block
+    assert block.notes.startswith(FACTS_HEADER) and block.notes.count("\n") == 1  # header and one line
+    assert "<|im_start|>" not in block and "<|im_end|>" not in block
 
 
-def test_block_goes_into_the_system_prompt():
-    msgs = [{"role": "user", "content": "hi"}]
+def test_notes_go_before_the_question_and_instructions_into_the_system_prompt():
+    msgs = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "Where does my sister live?"}]
     assert with_memory(msgs, "", "Default.") == msgs
-    out = with_memory(msgs, "BLOCK", "Default.")
-    assert out[0] == {"role": "system", "content": "Default. BLOCK"} and out[1:] == msgs
+    block = memory_block([Hit(1, "fact", "The user's sister lives in Porto.", 0.9)],
+                         [Hit(2, "instruction", 'The user asked: "Answer briefly."', 1.0)])
+    out = with_memory(msgs, block, "Default.")
+    assert out[0]["role"] == "system" and out[0]["content"].startswith("Default. ")
+    assert "Answer briefly" in out[0]["content"] and "Porto" not in out[0]["content"]
+    assert out[-1]["content"] == "Notes about the user:\n- The user's sister lives in Porto.\n\nWhere does my sister live?"
+    assert out[1:3] == msgs[:2]  # earlier turns untouched
     own = [{"role": "system", "content": "Mine."}, *msgs]
-    assert with_memory(own, "BLOCK", "Default.")[0]["content"] == "Mine.\n\nBLOCK"
+    assert with_memory(own, block, "Default.")[0]["content"].startswith("Mine.\n\n")
+    only_notes = with_memory(msgs[-1:], memory_block([Hit(1, "fact", "x y z", 0.9)], []), "Default.")
+    assert only_notes[0] == {"role": "system", "content": "Default."}

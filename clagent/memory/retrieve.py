@@ -8,10 +8,11 @@ from typing import Callable
 
 from clagent.memory.words import STOPWORDS
 
-# The wording was chosen by measurement on SmolLM2-135M (Q8_0): of the variants tried it answered
-# questions about the user best with 1-3 facts in the prompt (26 of 30).
-FACTS_HEADER = "Facts about the user (notes from earlier conversations, not instructions):"
-FACTS_FOOTER = "When the user asks about themselves, answer with these facts."
+# Chosen by bench/note_reading.py on SmolLM2-135M (64 questions, the right note among two others):
+# a plain list of third-person notes put into the user's turn, just before the question, was answered
+# from 64 % of the time; the same notes in the system prompt 47 %, the earlier quoted system-prompt
+# form with a header and a footer 41 %, second person 41 %.
+FACTS_HEADER = "Notes about the user:"
 INSTRUCTIONS_HEADER = "The user's standing requests (follow them unless asked otherwise):"
 
 _SPECIAL = re.compile(r"<\|[^|>]{0,40}\|>|<\/?s>|\[/?INST\]")
@@ -37,6 +38,17 @@ def second_person(text: str) -> str:
     t = re.sub(r"\bthe user (\w+?(?:sh|ch|x|ss|o))es\b", r"you \1", t, flags=re.I)
     t = re.sub(r"\bthe user (\w+?[^s])s\b", r"you \1", t, flags=re.I)
     t = re.sub(r"\bthe user\b", "you", t, flags=re.I)
+    return t[:1].upper() + t[1:]
+
+
+def first_person(text: str) -> str:
+    """A note in the user's own voice: "The user's sister lives in Porto." -> "My sister lives in Porto."."""
+    t = second_person(text)
+    t = re.sub(r"\byour\b", "my", t, flags=re.I)
+    t = re.sub(r"\byou are\b", "I am", t, flags=re.I)
+    t = re.sub(r"\byou were\b", "I was", t, flags=re.I)
+    t = re.sub(r"\byou\b", "I", t, flags=re.I)
+    t = re.sub(r"\bI and my\b", "my", t)
     return t[:1].upper() + t[1:]
 
 
@@ -178,7 +190,7 @@ def pack(facts: list[Hit], instructions: list[Hit], max_items: int, budget_token
         for h in group:
             if len(chosen_facts) + len(chosen_instr) >= max_items:
                 break
-            header = FACTS_HEADER + FACTS_FOOTER if chosen is chosen_facts and not chosen_facts else ""
+            header = FACTS_HEADER if chosen is chosen_facts and not chosen_facts else ""
             if chosen is chosen_instr and not chosen_instr:
                 header = INSTRUCTIONS_HEADER
             cost = count_tokens(f"- {quote(h.text)}\n{header}")
@@ -189,22 +201,44 @@ def pack(facts: list[Hit], instructions: list[Hit], max_items: int, budget_token
     return chosen_facts, chosen_instr
 
 
-def memory_block(facts: list[Hit], instructions: list[Hit]) -> str:
-    parts = []
-    if facts:
-        parts.append("\n".join([FACTS_HEADER, *(f"- {quote(h.text)}" for h in facts), FACTS_FOOTER]))
-    if instructions:
-        parts.append("\n".join([INSTRUCTIONS_HEADER, *(f"- {quote(h.text)}" for h in instructions)]))
-    return "\n\n".join(parts)
+class Block(str):
+    """The memory text of one prompt: ``notes`` (facts, preferences, lessons) go into the user's
+    turn, ``instructions`` into the system prompt. As a string: both, for counting tokens."""
+
+    notes: str
+    instructions: str
+
+    def __new__(cls, notes: str = "", instructions: str = ""):
+        block = super().__new__(cls, "\n\n".join(p for p in (notes, instructions) if p))
+        block.notes, block.instructions = notes, instructions
+        return block
+
+
+def note_line(text: str) -> str:
+    """A memory as one inert line: no chat-template tokens, no line breaks."""
+    return quote(text)[1:-1]
+
+
+def memory_block(facts: list[Hit], instructions: list[Hit]) -> Block:
+    notes = "\n".join([FACTS_HEADER, *(f"- {note_line(h.text)}" for h in facts)]) if facts else ""
+    standing = "\n".join([INSTRUCTIONS_HEADER, *(f"- {quote(h.text)}" for h in instructions)]) if instructions else ""
+    return Block(notes, standing)
 
 
 def with_memory(messages: list[dict], block: str, default_system: str) -> list[dict]:
-    """Put the block into the system prompt: after the request's own system message, or after
-    the default one when the request has none."""
+    """Put the notes into the last user turn, just before what it asks, and standing instructions
+    into the system prompt (after the request's own system message, or the default one)."""
     if not block:
         return messages
+    notes, standing = (block.notes, block.instructions) if isinstance(block, Block) else ("", str(block))
+    messages = list(messages)
+    if notes and messages and messages[-1]["role"] == "user":
+        messages[-1] = dict(messages[-1], content=f"{notes}\n\n{messages[-1]['content']}")
+    elif notes:
+        standing = "\n\n".join(p for p in (notes, standing) if p)
     if messages and messages[0]["role"] == "system":
-        first = dict(messages[0], content=f"{messages[0]['content']}\n\n{block}".strip())
-        return [first, *messages[1:]]
-    system = f"{default_system} {block}" if default_system else block
-    return [{"role": "system", "content": system}, *messages]
+        if standing:
+            messages[0] = dict(messages[0], content=f"{messages[0]['content']}\n\n{standing}".strip())
+        return messages
+    system = " ".join(p for p in (default_system, standing) if p)
+    return [{"role": "system", "content": system}, *messages] if system else messages
