@@ -69,6 +69,8 @@ def delete(db: sqlite_utils.Database, ids: list[int]) -> int:
     marks = ",".join("?" * len(ids))
     with transaction(db):
         db.execute(f"UPDATE memories SET superseded_by = NULL WHERE superseded_by IN ({marks})", ids)
+        if "memory_checks" in db.table_names():  # what the weights were verified to hold goes with it
+            db.execute(f"DELETE FROM memory_checks WHERE memory_id IN ({marks})", ids)
         return db.execute(f"DELETE FROM memories WHERE id IN ({marks})", ids).rowcount
 
 
