@@ -219,8 +219,8 @@ def _invented_fact(rng: random.Random) -> str:
 
 
 def notes_messages(question: str, notes: list[str], system_prompt: str) -> list[dict]:
-    """The messages the daemon would build: the notes block in the system prompt (the daemon's own
-    functions, so that training sees exactly what serving shows)."""
+    """The messages the daemon would build: the notes before the question in the user's turn (the
+    daemon's own functions, so that training sees exactly what serving shows)."""
     from clagent.memory.retrieve import Hit, memory_block, with_memory
 
     hits = [Hit(i, "fact", text, 1.0) for i, text in enumerate(notes)]
