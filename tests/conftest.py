@@ -113,6 +113,20 @@ def embedder():
     return e
 
 
+@pytest.fixture
+def mm(tmp_path, embedder):
+    """A memory manager with the real embedding model on a fresh SQLite file."""
+    from clagent.config import Settings
+    from clagent.memory import db as dbmod
+    from clagent.memory.manager import MemoryManager
+
+    db = dbmod.connect(tmp_path / "m.db")
+    m = MemoryManager(db, Settings(), embedder)
+    m.load()
+    yield m
+    db.conn.close()
+
+
 class Daemon:
     def __init__(self, home: Path, proc: subprocess.Popen, url: str, log: Path):
         self.home, self.proc, self.url, self.log = home, proc, url, log

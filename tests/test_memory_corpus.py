@@ -7,12 +7,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-import pytest
-
-from clagent.config import Settings
-from clagent.memory import db as dbmod
 from clagent.memory import store
-from clagent.memory.manager import MemoryManager
 
 DATA = Path(__file__).parent / "data"
 CORPUS = [json.loads(line) for line in (DATA / "memory_corpus.jsonl").read_text().splitlines() if line.strip()]
@@ -20,15 +15,6 @@ LONG = [json.loads(line) for line in (DATA / "memory_long_turns.jsonl").read_tex
 NEGATED = re.compile(r"\b(?:not|n't|no longer|any ?more|any longer|sold|traded|used to|instead|rather than|left|quit|"
                      r"moved|from .+ to|ditched|dropped|gave up|got rid of|switched|changed|replaced|before|migrated off|"
                      r"moved off|stopped using|renamed?)\b", re.I)
-
-
-@pytest.fixture
-def manager(tmp_path, embedder):
-    db = dbmod.connect(tmp_path / "m.db")
-    m = MemoryManager(db, Settings(), embedder)
-    m.load()
-    yield m
-    db.conn.close()
 
 
 def _said_on(item) -> date:
@@ -43,7 +29,7 @@ def _holds(texts: list[str], value: str) -> bool:
     return any(value.lower() in t.lower() for t in texts)
 
 
-def test_statements_are_captured_and_the_rest_is_not(manager):
+def test_statements_are_captured_and_the_rest_is_not(mm):
     """One store takes the whole corpus, in order: what must become a memory is there (with its
     values, in the right kind) and still active at the end; what must not is not stored."""
     missed, false, lost = [], [], []
@@ -52,7 +38,7 @@ def test_statements_are_captured_and_the_rest_is_not(manager):
     for item in CORPUS:
         if item["expect"] == "correction":
             continue
-        added = manager.learn_from_message(item["text"], item["id"], _said_on(item))
+        added = mm.learn_from_message(item["text"], item["id"], _said_on(item))
         texts = [a.memory["text"] for a in added]
         if item["expect"] == "none":
             n_negative += 1
@@ -69,9 +55,9 @@ def test_statements_are_captured_and_the_rest_is_not(manager):
             kept[item["id"]] = [a.memory["id"] for a in added]
     # later statements must not have superseded unrelated earlier ones
     for item_id, ids in kept.items():
-        rows = [store.get(manager.db, i) for i in ids]
+        rows = [store.get(mm.db, i) for i in ids]
         if all(r["status"] != "active" for r in rows):
-            by = [store.get(manager.db, r["superseded_by"])["text"] if r["superseded_by"] else "taken back"
+            by = [store.get(mm.db, r["superseded_by"])["text"] if r["superseded_by"] else "taken back"
                   for r in rows]
             lost.append((item_id, [r["text"] for r in rows], by))
     # The corpus is many people's sentences in one store, so some supersede each other rightly
@@ -91,14 +77,14 @@ def test_statements_are_captured_and_the_rest_is_not(manager):
     assert len(lost) <= 0.04 * n_positive
 
 
-def test_corrections_in_natural_words_supersede_the_old_value(manager):
+def test_corrections_in_natural_words_supersede_the_old_value(mm):
     """Every setup and its correction go into one store: the new value is held, the old one is no
     longer held as current by any active memory."""
     wrong, stale = [], []
     for item in [i for i in CORPUS if i["expect"] == "correction"]:
-        manager.learn_from_message(item["setup"], item["id"] + "-setup")
-        manager.learn_from_message(item["text"], item["id"])
-        texts = _active_texts(manager)
+        mm.learn_from_message(item["setup"], item["id"] + "-setup")
+        mm.learn_from_message(item["text"], item["id"])
+        texts = _active_texts(mm)
         if not all(_holds(texts, v) for v in item["values"]):
             wrong.append(item["text"])
         still = [t for t in texts for v in item["stale"]
@@ -117,13 +103,13 @@ def test_corrections_in_natural_words_supersede_the_old_value(manager):
     assert len(stale) <= 1
 
 
-def test_long_chatty_turns(manager):
+def test_long_chatty_turns(mm):
     """Facts inside long messages of feelings, questions and encouragement are kept; messages with
     no fact leave nothing behind."""
     n_facts = found = 0
     false = []
     for item in LONG:
-        added = manager.learn_from_message(item["text"], item["id"])
+        added = mm.learn_from_message(item["text"], item["id"])
         texts = [a.memory["text"] for a in added]
         if not item["values"]:
             if added:

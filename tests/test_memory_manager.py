@@ -10,15 +10,6 @@ from clagent.memory import store
 from clagent.memory.manager import MemoryManager
 
 
-@pytest.fixture
-def mm(tmp_path, embedder):
-    db = dbmod.connect(tmp_path / "m.db")
-    m = MemoryManager(db, Settings(), embedder)
-    m.load()
-    yield m
-    db.conn.close()
-
-
 def tokens(text):
     return len(text) // 4 + 1
 

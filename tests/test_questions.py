@@ -146,11 +146,12 @@ def test_memories_corrections_rehearsal_and_notes_reading():
     assert len(by("rehearsal")) == 2 and ds.rehearsed_ids == [3] and ds.memory_ids == [1, 2]
     notes = by("notes")
     assert len(notes) >= 4 and ds.counts["notes_examples"] == len(notes)
-    for e in notes:  # the daemon's own notes block, with the answer's note among distractors
-        system = e.messages[0]["content"]
-        assert system.startswith(SYSTEM) and "Facts about the user" in system and system.count('\n- "') >= 2
-        assert not {m["content"] for m in e.messages[1:-1]} & held
-    invented = [e for e in notes if not any(m["text"] in e.messages[0]["content"] for m in new + old
+    for e in notes:  # the daemon's own notes block before the question, the answer's note among distractors
+        turn = e.messages[-2]["content"]
+        assert e.messages[0]["content"] == SYSTEM
+        assert turn.startswith("Notes about the user:") and turn.count("\n- ") >= 2
+        assert turn.rsplit("\n\n", 1)[-1] not in held
+    invented = [e for e in notes if not any(m["text"] in e.messages[-2]["content"] for m in new + old
                                             if m["text"].split()[1] in e.messages[-1]["content"])]
     assert invented  # notes about facts that were never trained
     assert dataset.build([], new, SYSTEM, notes=False).counts["notes_examples"] == 0
