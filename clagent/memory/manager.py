@@ -96,6 +96,7 @@ class MemoryManager:
         self._load_error: Exception | None = None
         self._write = threading.Lock()  # a dedupe check and its insert happen as one step
         self._alias_cache: tuple | None = None
+        self._changes = 0  # bumped by every write, so that the cache above is rebuilt only then
         self._contexts: OrderedDict[str, Context] = OrderedDict()  # who "she" is, per conversation
 
     # -- loading ----------------------------------------------------------------------------------
@@ -174,6 +175,7 @@ class MemoryManager:
     def _take_back(self, c: Candidate, vector) -> list[int]:
         """Supersede the active memories that state a value this sentence takes back."""
         with self._write:
+            self._changes += 1
             old = [row["id"] for row in self._stating(c, vector)]
             if old:
                 store.supersede(self.db, old)
@@ -233,6 +235,7 @@ class MemoryManager:
             vector = self.embedder.encode_one(c.index_text)
         with self._write:
             older = store.active_with_key(self.db, c.key) if c.key else []
+            self._changes += 1
             for row in older:
                 if row["text"].lower() == c.text.lower():
                     store.refresh(self.db, row["id"], c.text, c.index_text, vector)
@@ -291,7 +294,7 @@ class MemoryManager:
 
     def _store_view(self):
         """Aliases and word counts of the active memories, cached until memories change."""
-        version = (len(self.index), store.last_change(self.db))
+        version = self._changes
         if self._alias_cache is None or self._alias_cache[0] != version:
             aliases: dict[str, set[str]] = {}
             counts: Counter = Counter()
@@ -331,6 +334,7 @@ class MemoryManager:
         rows = [store.get(self.db, i) for i in ids]  # an unknown id fails before anything is deleted
         with self._write:
             store.delete(self.db, [r["id"] for r in rows])
+            self._changes += 1
             for r in rows:
                 self.index.remove(r["id"])
         scrub(self.db)  # forgotten: in no file of the home either (WAL included)

@@ -100,10 +100,6 @@ def matching(db: sqlite_utils.Database, needle: str) -> list[dict]:
     return list(db.query("SELECT * FROM memories WHERE instr(lower(text), lower(?)) > 0 ORDER BY id", [needle]))
 
 
-def last_change(db: sqlite_utils.Database) -> str:
-    return db.execute("SELECT COALESCE(MAX(updated_at), '') FROM memories").fetchone()[0]
-
-
 def active_index_texts(db: sqlite_utils.Database) -> list[str]:
     return [r[0] or "" for r in db.execute("SELECT index_text FROM memories WHERE status = 'active'").fetchall()]
 
