@@ -376,7 +376,8 @@ class _Run:
 
     def _learn(self, text: str) -> None:
         try:
-            self.stored = self.memory.learn_from_message(text, self.id, conversation=self.conversation)
+            self.stored = self.memory.learn_from_message(text, self.id, conversation=self.conversation,
+                                                         previous=self.req.messages[:-1])
         except ClagentError as e:
             print(f"clagent: memory not updated: {e}", file=sys.stderr)
         except Exception as e:  # a bug in learning must not lose the answer

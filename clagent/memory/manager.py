@@ -18,14 +18,13 @@ from clagent.config import Settings
 from clagent.errors import ClagentError
 from clagent.memory import store
 from clagent.memory.db import scrub
+from clagent.memory.capture_model import CaptureModel, decider
+from clagent.memory.cues import COMMON_CAPITALISED, STOPWORDS
 from clagent.memory.embedder import DIM, Embedder
-from clagent.memory.extract import KINDS, PERSON_NOUNS, SINGLE_VALUED, Candidate, Context, extract
-from clagent.memory.words import STOPWORDS
-
-GENERIC_WORDS = {w.rstrip("s") for w in STOPWORDS} | {"now", "new", "user", "actually", "anymore", "changed",
-                                                       "switched", "moved", "these", "day", "correction"}
+from clagent.memory.extract import KINDS, Candidate, Context, extract, propose
 from clagent.memory.index import VectorIndex
 from clagent.memory.retrieve import Hit, memory_block, naming, pack, rank, relevant, terms
+from clagent.memory.supersede import rules_say
 
 MAX_TEXT = 1000
 MAX_MESSAGE = 20000  # characters of one message looked at for memories
@@ -52,6 +51,14 @@ def validate_kind(kind) -> str:
     return kind
 
 
+def _last_question(previous: list[dict] | None) -> str | None:
+    """The question the assistant's last message ended on, if it asked one."""
+    if not previous or previous[-1].get("role") != "assistant" or not isinstance(previous[-1].get("content"), str):
+        return None
+    found = re.findall(r"[^.!?\n]*\?", previous[-1]["content"][-500:])
+    return found[-1].strip() if found and re.search(r"\byou(?:r)?\b", found[-1], re.I) else None
+
+
 @dataclass
 class Added:
     memory: dict
@@ -72,20 +79,6 @@ class Recall:
         return [h.id for h in self.used]
 
 
-def _named(subject: str, said: str) -> bool:
-    """The subject is a name ("Jonas"): people have many facts, not one value."""
-    return bool(re.search(rf"\b{re.escape(subject.split()[0])}\b", said)) and bool(
-        re.search(rf"\b{re.escape(subject.split()[0].capitalize())}\b", said)) if subject else False
-
-
-def _shared_words(a: str, b: str) -> set[str]:
-    """Words both say about the thing itself, not the names of people in them."""
-    def words(t):
-        names = {w.lower() for w in re.findall(r"(?<=[\w,] )[A-Z][a-z]+\b", t)}  # not a sentence's first word
-        return {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1 and w not in names}
-    return (words(a) & words(b)) - GENERIC_WORDS
-
-
 class MemoryManager:
     def __init__(self, db: sqlite_utils.Database, settings: Settings, embedder: Embedder | None = None):
         self.db = db
@@ -98,6 +91,7 @@ class MemoryManager:
         self._alias_cache: tuple | None = None
         self._changes = 0  # bumped by every write, so that the cache above is rebuilt only then
         self._contexts: OrderedDict[str, Context] = OrderedDict()  # who "she" is, per conversation
+        self._decide = None  # the capture model, loaded on first use
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self) -> None:
@@ -126,7 +120,8 @@ class MemoryManager:
         text = validate_text(text)
         if kind is not None:
             validate_kind(kind)
-        found = extract(text if re.match(r"^(?:please\s+)?remember\b", text, re.I) else f"remember that {text}")
+        found = extract(text if re.match(r"^(?:please\s+)?remember\b", text, re.I) else f"remember that {text}",
+                        decide=self._decider())
         if found:
             c = found[0]
             c = Candidate(c.text, c.index_text, kind or c.kind, c.key, explicit=True)
@@ -135,19 +130,25 @@ class MemoryManager:
         return self._remember(c, source, source_interaction)
 
     def learn_from_message(self, text: str, interaction_id: str | None, said_on: date | None = None,
-                           conversation: str | None = None) -> list[Added]:
-        """Every memory in one user message, stored (or superseding what it corrects), in order."""
-        context = Context()
+                           conversation: str | None = None, previous: list[dict] | None = None) -> list[Added]:
+        """Every memory in one user message, stored (or superseding what it corrects), in order.
+        ``previous`` are the conversation's earlier messages as the request sent them: who "she" is,
+        and the question a short answer answers ("When is your birthday?" - "14th of August")."""
+        context = None
         if conversation:
             with self._write:
-                context = self._contexts.pop(conversation, None) or context
+                context = self._contexts.pop(conversation, None)
+                if context is None:
+                    context = self._new_context(previous)
                 self._contexts[conversation] = context
                 while len(self._contexts) > MAX_CONVERSATIONS:
                     self._contexts.popitem(last=False)
-        found = extract(text[:MAX_MESSAGE], said_on or date.today(), context)
+        context = context or self._new_context(previous)
+        context.asked = _last_question(previous)
+        self._wait()
+        found = extract(text[:MAX_MESSAGE], said_on or date.today(), context, self._decider())
         if not found:
             return []
-        self._wait()
         vectors = self.embedder.encode([c.index_text for c in found])
         out = []
         after_take_back = False
@@ -163,6 +164,22 @@ class MemoryManager:
             after_take_back = c.retraction_only
             out.append(self._remember(c, "explicit" if c.explicit else "chat", interaction_id, vector=vector))
         return out
+
+    def _new_context(self, previous: list[dict] | None) -> Context:
+        """A conversation's context: the names the user gave before ("ailsa" is "my sister"), and
+        who the request's earlier user messages spoke of."""
+        context = Context()
+        for noun, names in self._aliases().items():
+            for name in names:
+                context.names.setdefault(name, f"my {noun}")
+        for m in [m for m in previous or [] if m.get("role") == "user" and isinstance(m.get("content"), str)][-2:]:
+            propose(m["content"][:MAX_MESSAGE], None, context)  # for who is spoken of; nothing is stored
+        return context
+
+    def _decider(self):
+        if self._decide is None:
+            self._decide = decider(CaptureModel.load(), self.embedder.encode)
+        return self._decide
 
     def learn_from_feedback(self, question: str, correction: str, interaction_id: str) -> Added:
         """A thumbs-down with a correction becomes a lesson tied to the question it corrects."""
@@ -194,14 +211,9 @@ class MemoryManager:
         return rows
 
     def _superseded_by(self, c: Candidate, vector, interaction_id: str | None = None) -> list[dict]:
-        """Older memories this one replaces: about the same subject and relation where only one value
-        can hold (where one lives, works, is called ...); or, worded as a change ("... now", "moved
-        to"), the closest memory about the same thing. People have many facts: a name alone never
-        makes two memories the same thing."""
-        if c.kind == "instruction" or not (c.key or c.change or c.event):
+        """Older memories this one replaces, among the closest (clagent/memory/supersede.py)."""
+        if c.kind == "instruction" or not (c.key or c.change or c.event or c.retracts):
             return []
-        subject, relation = (c.key or "|").split("|", 1)
-        person = subject == "user" or bool(subject) and (subject.split()[-1] in PERSON_NOUNS or _named(subject, c.index_text))
         out = []
         for hit_id, sim in self.index.search(vector, 20):
             row = store.get(self.db, hit_id)
@@ -209,23 +221,8 @@ class MemoryManager:
                 continue
             if interaction_id and row["source_interaction"] == interaction_id:
                 continue  # sentences of one message add up; they do not replace each other
-            old_subject, old_relation = (row["key"] or "|").split("|", 1)
-            said = row["index_text"] or row["text"]
-            if c.retracts and any(re.search(rf"\b{re.escape(v)}\b", row["text"], re.I) for v in c.retracts) \
-                    and (old_subject == subject or sim >= 0.35):
+            if rules_say(c, row, sim):
                 out.append(row)
-            elif subject and old_subject == subject:
-                single_valued = relation in SINGLE_VALUED or (not person and relation in ("be", "name", "be at",
-                                                                                          "be on", "be in"))
-                if old_relation == relation and (single_valued or not person and sim >= 0.8 or c.change and sim >= 0.4):
-                    out.append(row)
-                elif not person and (c.change or c.event) and sim >= 0.45 and _shared_words(c.index_text, said):
-                    out.append(row)  # "the gym changed its hours, it opens at 5:30 now"
-            elif not out and (c.change or c.event) and sim >= 0.45:
-                shared = _shared_words(c.index_text, said)
-                if c.change and shared and (sim >= 0.6 or c.kind == row["kind"]) \
-                        or c.event and (sim >= 0.6 and shared or sim >= 0.5 and len(shared) >= 2):
-                    out.append(row)  # "scratch that, the meeting is at 4pm"; "new car, new reg: LD23 XPA"
         return out
 
     def _remember(self, c: Candidate, source: str, interaction_id: str | None,
@@ -274,7 +271,7 @@ class MemoryManager:
                       for i, sim in hits if i in rows and rows[i]["kind"] != "instruction"]
         said = {i: f"{rows[i]['index_text'] or ''} {rows[i]['text']}" for i in rows}
         candidates = relevant(query[:2000], candidates, said, s.memory_min_similarity, s.memory_general_similarity,
-                              s.memory_lexical_weight, self._aliases(), self._idf())
+                              s.memory_lexical_weight, self._aliases(), self._idf(), self._names())
         facts = rank(candidates, s.memory_min_similarity, s.memory_margin)
         # Standing instructions ("from now on ...") apply to every answer, whatever the question.
         instructions = [Hit(r["id"], r["kind"], r["text"], 1.0, r["updated_at"], r["use_count"])
@@ -286,10 +283,14 @@ class MemoryManager:
         """What the user calls the people and things they speak of ("my dog" -> waffles)."""
         return self._store_view()[0]
 
+    def _names(self) -> set[str]:
+        """The names the user gave the people and things they speak of ("ailsa"), lower-cased."""
+        return self._store_view()[3]
+
     def _idf(self):
         """How rare a word is among the memories: a shared rare word ("locker") says more than a
         common one ("work")."""
-        counts, n = self._store_view()[1:]
+        counts, n = self._store_view()[1:3]
         return lambda term: math.log(1 + n / (1 + counts.get(term, 0)))
 
     def _store_view(self):
@@ -303,7 +304,10 @@ class MemoryManager:
                 for noun, name in naming(text):
                     aliases.setdefault(noun, set()).add(name)
                 counts.update(terms(text))
-            self._alias_cache = (version, (aliases, counts, len(texts)))
+            # Only what the user named as theirs ("my sister Ailsa"): a place or a brand they mentioned
+            # does not make "what is the capital of Japan?" a question about them.
+            names = {n.lower() for known in aliases.values() for n in known} - COMMON_CAPITALISED - STOPWORDS
+            self._alias_cache = (version, (aliases, counts, len(texts), names))
         return self._alias_cache[1]
 
     def _rows(self, ids: list[int]) -> list[dict]:

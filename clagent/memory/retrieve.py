@@ -89,8 +89,21 @@ def terms(text: str) -> set[str]:
     return {_stem(w) for w in words if w not in STOPWORDS and w not in _QUESTION_WORDS and len(w) > 1}
 
 
-def is_personal(query: str) -> bool:
+# Relatives named as people are named ("when is Dad's seventieth?"): personal without "my". A kin word
+# after an article or another owner ("a sister", "her mother") is not about the user.
+_KIN_AS_NAME = re.compile(r"(?<!\ba )(?<!\bthe )(?<!\byour )(?<!\bhis )(?<!\bher )(?<!\btheir )(?<!\bits )"
+                          r"\b(?:mum|mom|mam|dad|papa|mama|grandma|grandpa|granny|gran|nana|nan)\b(?!\s+(?:jokes?|bod|jeans))",
+                          re.I)
+
+
+def is_personal(query: str, names: set[str] | frozenset = frozenset()) -> bool:
+    """The question is about the user's life: it says I, my or we, names a relative ("when is Dad's
+    seventieth?"), or names someone or something the user has spoken of (``names``: "kevin")."""
     if _PERSONAL.search(_ASKED_OF_ME.sub("", query)):
+        return True
+    if _KIN_AS_NAME.search(query):
+        return True
+    if names and set(re.findall(r"[a-z][\w'-]+", query.lower().replace("'s ", " "))) & names:
         return True
     return bool(_PLURAL_PERSONAL.search(query)) and not _GENERIC_OUR.search(query)
 
@@ -110,7 +123,7 @@ def _answers_kind(query: str, memory: str) -> bool:
 
 def relevant(query: str, hits: list[Hit], texts: dict[int, str], personal_floor: float, general_floor: float,
              lexical_weight: float, aliases: dict[str, set[str]] | None = None,
-             idf: Callable[[str], float] | None = None) -> list[Hit]:
+             idf: Callable[[str], float] | None = None, names: set[str] | frozenset = frozenset()) -> list[Hit]:
     """The hits that bear on the query, their similarity raised by what they share with it.
 
     A question about the user ("where does my sister live?") takes notes scoring at least
@@ -119,11 +132,11 @@ def relevant(query: str, hits: list[Hit], texts: dict[int, str], personal_floor:
     note's score. Any other question ("what is the capital of France?") takes a note only where it
     shares words with it and is about as close as a restatement (``general_floor``): notes put into
     unrelated questions are echoed by small models ("the sky is green")."""
-    q_terms, personal = terms(query), is_personal(query)
+    q_terms, personal = terms(query), is_personal(query, names)
     expanded = set(q_terms)
-    for noun, names in (aliases or {}).items():
+    for noun, known in (aliases or {}).items():
         if re.search(rf"\b(?:my|our)\s+(?:\w+\s+)?{re.escape(noun)}\b", query, re.I):
-            expanded |= names
+            expanded |= known
     out = []
     for h in hits:
         text = texts.get(h.id, h.text)
