@@ -315,6 +315,8 @@ def examine(sentence: str, ctx: Context, explicit: bool = False) -> Proposal | N
                                                                         float(9 <= n <= 20), float(n > 20))
     rule = _rules_verdict(cue, explicit, personal)
     c = _candidate(s, ctx, explicit, lead_change)
+    if not explicit and (cue["question"] and cue["ends_question_mark"] or unresolved):
+        return Proposal(c, said, cue, "none", forced="none")  # asked, or "his dog ..." with no one to be his
     if not explicit and len(ws) <= 2 and not cue["digit"]:
         return Proposal(c, said, cue, "none", forced="none")  # "my sister", "Introvert here": nothing said of it
     if not explicit and not told and not personal and _asks_or_bids(s, cue):
