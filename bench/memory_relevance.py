@@ -3,8 +3,8 @@
     .venv/bin/python bench/memory_relevance.py [--out bench/results/memory_relevance.json]
 
 Two stores are built through the real memory manager (MiniLM, SQLite): the multi-session
-conversation of tests/data/memory_conversation.json (every user turn learned, as the daemon does),
-and the everyday memories of tests/data/memory_unrelated.json. For every combination of the
+conversation of tests/data/dev/conversation3.json (every user turn learned, as the daemon does),
+and the everyday memories of tests/data/dev/unrelated2.json. For every combination of the
 settings swept it reports
 
   retrieved  share of questions about the user whose answer is among the notes injected
@@ -42,7 +42,7 @@ def tokens(text: str) -> int:
 
 
 def conversation_store(folder: Path, embedder: Embedder) -> MemoryManager:
-    conv = json.loads((DATA / "memory_conversation.json").read_text())
+    conv = json.loads((DATA / "dev" / "conversation3.json").read_text())
     m = MemoryManager(dbmod.connect(folder / "conv.db"), Settings(), embedder)
     m.load()
     for n, session in enumerate(conv["sessions"]):
@@ -54,7 +54,7 @@ def conversation_store(folder: Path, embedder: Embedder) -> MemoryManager:
 
 
 def unrelated_store(folder: Path, embedder: Embedder) -> MemoryManager:
-    data = json.loads((DATA / "memory_unrelated.json").read_text())
+    data = json.loads((DATA / "dev" / "unrelated2.json").read_text())
     m = MemoryManager(dbmod.connect(folder / "unrelated.db"), Settings(), embedder)
     m.load()
     for text in data["memories"]:
@@ -88,8 +88,8 @@ def main() -> None:
         unrel = unrelated_store(Path(tmp), embedder)
         print(f"  {store.counts(conv.db)['total_active']} + {store.counts(unrel.db)['total_active']} memories "
               f"in {time.perf_counter() - t0:.1f} s", flush=True)
-        conv_data = json.loads((DATA / "memory_conversation.json").read_text())
-        gen_data = json.loads((DATA / "memory_unrelated.json").read_text())
+        conv_data = json.loads((DATA / "dev" / "conversation3.json").read_text())
+        gen_data = json.loads((DATA / "dev" / "unrelated2.json").read_text())
         conv_q = [(q["question"], q["answers"], embedder.encode_one(q["question"])) for q in conv_data["questions"]]
         gen_q = [(q["question"], embedder.encode_one(q["question"])) for q in gen_data["questions"]]
         active = [r["text"] for r in store.listing(conv.db, "active", None, 100000)]

@@ -3,8 +3,8 @@ model answers from it, for several ways of writing the notes block.
 
     .venv/bin/python bench/note_reading.py [--home DIR] [--distractors 2] [--out FILE]
 
-Cases come from the test data nobody tuned the prompt on: the scenario statements and the
-multi-session conversation (tests/data/memory_scenario.json, memory_conversation.json). Each
+Cases come from the development data (tests/data/dev: the scenarios and the multi-session
+conversations; never the held-out folder). Each
 question is asked once per form, greedy, with the note that holds its answer and ``--distractors``
 other notes in random order; an answer counts when it contains the expected value. Memory off
 (no notes) is the baseline. "daemon (now)" is what clagent/memory/retrieve.py builds today.
@@ -32,22 +32,27 @@ from clagent.memory import retrieve  # noqa: E402
 from clagent.memory.extract import extract  # noqa: E402
 from clagent.memory.retrieve import Hit  # noqa: E402
 
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "data" / "dev"
 SYSTEM = Settings().system_prompt
 
 
 def cases() -> list[dict]:
     """(question, answers, the note holding the answer as the extractor stores it)."""
     out, pool = [], []
-    scenario = json.loads((DATA / "memory_scenario.json").read_text())
-    said = [c for s in scenario["statements"] + scenario["corrections"] for c in extract(s)]
-    conv = json.loads((DATA / "memory_conversation.json").read_text())
-    for session in conv["sessions"]:
-        for turn in session["turns"]:
-            if turn["role"] == "user":
-                said += extract(turn["content"], date.fromisoformat(session["date"]))
+    said, questions = [], []
+    for path in sorted(DATA.glob("scenario*.json")):
+        scenario = json.loads(path.read_text())
+        said += [c for s in scenario["statements"] + scenario["corrections"] for c in extract(s)]
+        questions += scenario["questions"]
+    for path in sorted(DATA.glob("conversation*.json")):
+        conv = json.loads(path.read_text())
+        for session in conv["sessions"]:
+            for turn in session["turns"]:
+                if turn["role"] == "user":
+                    said += extract(turn["content"], date.fromisoformat(session["date"]))
+        questions += conv["questions"]
     pool = [c.text for c in said]
-    for q in scenario["questions"] + conv["questions"]:
+    for q in questions:
         answers = q["answers"]
         stale = [s.lower() for s in q.get("stale", [])]
         notes = [c.text for c in said if any(a.lower() in c.text.lower() for a in answers)
@@ -78,7 +83,15 @@ FORMS = {"third (before)": block_third, "second person": block_second, "plain li
 IN_TURN = {"in turn (mine)": lambda notes: "\n".join(["Facts about me:", *(f"- {retrieve.first_person(n)}" for n in notes)]),
            "in turn (third)": lambda notes: "\n".join(["Notes about the user:", *(f"- {n}" for n in notes)]),
            "daemon (now)": lambda notes: retrieve.memory_block([Hit(i, "fact", n, 1.0) for i, n in enumerate(notes)],
-                                                               []).notes}
+                                                               []).notes,
+           "in turn (second)": lambda notes: "\n".join(["What you know about me:",
+                                                        *(f"- {retrieve.second_person(n)}" for n in notes)])}
+# Forms that put the notes into the user's turn after the question.
+AFTER = {"after (third)": lambda notes: "\n".join(["(Notes about the user:", *(f"- {n}" for n in notes)]) + ")",
+         "after (second)": lambda notes: "\n".join(["(What you know about me:",
+                                                     *(f"- {retrieve.second_person(n)}" for n in notes)]) + ")"}
+# The notes as the assistant's own earlier words, in an exchange before the question.
+EXCHANGE = {"exchange (second)": lambda notes: " ".join(retrieve.second_person(n) for n in notes)}
 
 
 def ask(engine: Engine, messages: list[dict]) -> str:
@@ -115,7 +128,7 @@ def main() -> None:
         return not args.forms or form in args.forms.split(",")
 
     results: dict[str, list] = {"memory off": []}
-    for form in [*FORMS, *IN_TURN]:
+    for form in [*FORMS, *IN_TURN, *AFTER, *EXCHANGE, "right note only"]:
         if wanted(form):
             results[form] = []
     started = time.perf_counter()
@@ -132,6 +145,18 @@ def main() -> None:
             if wanted(form):
                 runs[form] = [{"role": "system", "content": SYSTEM},
                               {"role": "user", "content": f"{block(notes)}\n\n{case['question']}"}]
+        for form, block in AFTER.items():
+            if wanted(form):
+                runs[form] = [{"role": "system", "content": SYSTEM},
+                              {"role": "user", "content": f"{case['question']}\n\n{block(notes)}"}]
+        for form, block in EXCHANGE.items():
+            if wanted(form):
+                runs[form] = [{"role": "system", "content": SYSTEM},
+                              {"role": "user", "content": "What do you remember about me?"},
+                              {"role": "assistant", "content": block(notes)}, question]
+        if wanted("right note only"):
+            runs["right note only"] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": (
+                f"{retrieve.memory_block([Hit(0, 'fact', case['note'], 1.0)], []).notes}\n\n{case['question']}")}]
         for form, messages in runs.items():
             answer = ask(engine, messages)
             ok = any(a.lower() in answer.lower() for a in case["answers"])

@@ -13,7 +13,7 @@ from tests.conftest import start_daemon
 pytestmark = pytest.mark.smollm2
 
 DATA = Path(__file__).parent / "data"
-SCENARIO = json.loads((DATA / "memory_scenario.json").read_text())  # written by someone who had not read the code
+SCENARIO = json.loads((DATA / "dev" / "scenario2.json").read_text())  # written by someone who had not read the code
 
 
 def _has(text: str, values: list[str]) -> bool:
@@ -87,8 +87,8 @@ def test_a_long_conversation_then_its_questions_and_general_ones(smollm2_home):
     the extractor), then everyday statements; then 50 questions about the user's facts and 38
     general-knowledge questions, memory on and off. Captured >= 80 %, general questions given notes
     <= 10 % and answered at least as well; the answer among the notes: see below."""
-    conv = json.loads((DATA / "memory_conversation.json").read_text())
-    general = json.loads((DATA / "memory_unrelated.json").read_text())
+    conv = json.loads((DATA / "dev" / "conversation3.json").read_text())
+    general = json.loads((DATA / "dev" / "unrelated2.json").read_text())
     daemon = start_daemon(smollm2_home)
     try:
         client = daemon.openai()

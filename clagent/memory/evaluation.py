@@ -196,20 +196,24 @@ def unrelated(run: Run, data: dict) -> dict:
             "injected": injected / len(data["questions"])}
 
 
-def evaluate(folder: Path, show: bool = False, embedder: Embedder | None = None) -> dict:
+PARTS = ("corpus", "long_turns", "conversation", "unrelated")
+
+
+def evaluate(folder: Path, show: bool = False, embedder: Embedder | None = None, parts=PARTS) -> dict:
+    """The figures of every file of ``folder`` of the kinds in ``parts``."""
     embedder = embedder or Embedder()
     embedder.warm_up()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(Path(tmp), embedder, show)
         t0 = time.perf_counter()
-        if (folder / "corpus.jsonl").exists():
+        if "corpus" in parts and (folder / "corpus.jsonl").exists():
             results["corpus"] = corpus(run, read_jsonl(folder / "corpus.jsonl"))
-        if (folder / "long_turns.jsonl").exists():
+        if "long_turns" in parts and (folder / "long_turns.jsonl").exists():
             results["long_turns"] = long_turns(run, read_jsonl(folder / "long_turns.jsonl"))
-        for path in sorted(folder.glob("conversation*.json")):
+        for path in sorted(folder.glob("conversation*.json")) if "conversation" in parts else ():
             results[path.stem], _ = conversation(run, json.loads(path.read_text()), path.stem)
-        for path in sorted(folder.glob("unrelated*.json")):
+        for path in sorted(folder.glob("unrelated*.json")) if "unrelated" in parts else ():
             results[path.stem] = unrelated(run, json.loads(path.read_text()))
         results["seconds"] = round(time.perf_counter() - t0, 1)
         for s in run.stores:
