@@ -211,15 +211,17 @@ def logs(rows: list[dict]) -> str:
         return "no interactions logged (or all were consolidated)"
     out = []
     for r in rows:
-        user = next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
+        completion = r.get("kind") == "completion"
+        user = next((m["content"] for m in reversed(r["messages"]) if m["role"] == ("prompt" if completion else "user")),
+                    "")
         rating = {1: " [+1]", -1: " [-1]"}.get(r["rating"], "")
         tps = ""
         if r.get("total_ms") and r.get("completion_tokens"):
             tps = f", {r['completion_tokens'] / (r['total_ms'] / 1000):.1f} tok/s"
         out.append(f"{_short_time(r['created_at'])}  {r['id']}  v{r['version']}{rating}")
-        out.append(f"  conversation {r['conversation_id']}, {r['prompt_tokens']}+{r['completion_tokens']} "
-                   f"tokens{tps}, {r['finish_reason']}")
-        out.append(textwrap.shorten(f"  you: {user}", width=78, placeholder=" ..."))
+        where = "raw completion" if completion else f"conversation {r['conversation_id']}"
+        out.append(f"  {where}, {r['prompt_tokens']}+{r['completion_tokens']} tokens{tps}, {r['finish_reason']}")
+        out.append(textwrap.shorten(f"  {'prompt' if completion else 'you'}: {user}", width=78, placeholder=" ..."))
         out.append(textwrap.shorten(f"  clagent: {r['response']}", width=78, placeholder=" ..."))
         if r.get("correction"):
             out.append(textwrap.shorten(f"  correction: {r['correction']}", width=78, placeholder=" ..."))

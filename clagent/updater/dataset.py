@@ -130,7 +130,11 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
     captured = {m.get("source_interaction") for m in memories if m.get("source_interaction")}
     lessons = {m.get("source_interaction") for m in memories if m["kind"] == "lesson"}
     for it in interactions:
-        ds.interaction_ids.append(it["id"])
+        ds.interaction_ids.append(it["id"])  # consumed (deleted at commit) even when not learned from
+        # Its client went away (nobody read it), or a raw completion (text to continue, not a chat turn).
+        if it.get("finish_reason") == "cancelled" or it.get("kind", "chat") != "chat":
+            n_skip += 1
+            continue
         messages = [m for m in it["messages"] if m["role"] in ("system", "user", "assistant")]
         if not messages or messages[-1]["role"] != "user":
             n_skip += 1
