@@ -103,16 +103,42 @@ class Generation:
     total_ms: float | None = None
 
 
+_LOG_ERROR, _LOG_CONT = 4, 5  # ggml_log_level of the llama.cpp that llama-cpp-python 0.3.3x bundles
+_log_callback = None
+
+
+def _quiet_llama_cpp_log() -> None:
+    """Only llama.cpp's errors reach the daemon's log. Its context lines (and llama-cpp-python's
+    level mapping, one off for this llama.cpp, which prints every warning) would say things about
+    contexts that are not the one in force; the daemon says that once itself."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+    import sys
+
+    import llama_cpp
+
+    last = [0]
+
+    @llama_cpp.llama_log_callback
+    def callback(level, text, user_data):
+        level = last[0] if level == _LOG_CONT else level
+        last[0] = level
+        if level == _LOG_ERROR:
+            print(f"llama.cpp: {text.decode('utf-8', errors='replace')}", end="", file=sys.stderr, flush=True)
+
+    _log_callback = callback  # kept alive: llama.cpp holds a pointer to it
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 def load_model(path: Path, version: int, n_ctx: int, n_threads: int) -> Loaded:
     """Load a GGUF into llama.cpp; any failure becomes a ClagentError naming the file."""
-    import logging
-
     import llama_cpp
 
     from clagent.models.gguf_io import check_gguf_file
 
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp's own warnings are noise here
-
+    _quiet_llama_cpp_log()
     check_gguf_file(path)  # a clear error for a missing or foreign file, before llama.cpp sees it
     try:
         llm = llama_cpp.Llama(
@@ -210,15 +236,20 @@ class Engine:
     # -- prompts: rendered, tokenized and checked without the lock ---------------------------------
     def _fits(self, n_tokens: int, param: str, what: str) -> None:
         if self.n_ctx - n_tokens < 1:
-            raise APIError(400, f"this model's context is {self.n_ctx} tokens, but the {what} take {n_tokens}; "
-                                f"shorten them", param=param, code="context_length_exceeded")
+            raise APIError(400, f"this model's context is {self.n_ctx} tokens, but the {what} {n_tokens}; "
+                                f"shorten it", param=param, code="context_length_exceeded")
+
+    def check_size(self, text: str, param: str, what: str) -> None:
+        """Refuse a text that cannot fit the context whatever its tokens: before any work on it."""
+        loaded = self._loaded
+        if loaded is not None:
+            self._bounded(loaded, text, param, what)
 
     def _bounded(self, loaded: Loaded, text: str, param: str, what: str) -> None:
-        """Refuse a text that cannot fit whatever its tokens, before spending time tokenizing it."""
         floor = len(text.encode("utf-8")) // loaded.vocab.max_piece_bytes
         if floor >= self.n_ctx:
-            raise APIError(400, f"this model's context is {self.n_ctx} tokens, but the {what} take at least "
-                                f"{floor}; shorten them", param=param, code="context_length_exceeded")
+            raise APIError(400, f"this model's context is {self.n_ctx} tokens, but the {what} at least "
+                                f"{floor}; shorten it", param=param, code="context_length_exceeded")
 
     def _prompt(self, make: Callable[[Loaded], list[int]], param: str, what: str) -> Prompt:
         loaded = self._current()
@@ -229,10 +260,10 @@ class Engine:
     def chat_prompt(self, messages: list[dict]) -> Prompt:
         def make(loaded: Loaded) -> list[int]:
             text = loaded.formatter(messages=messages).prompt
-            self._bounded(loaded, text, "messages", "messages")
+            self._bounded(loaded, text, "messages", "messages take")
             return loaded.vocab.tokenize(text, add_special=False, parse_special=True)
 
-        return self._prompt(make, "messages", "messages")
+        return self._prompt(make, "messages", "messages take")
 
     def text_prompt(self, prompt: str | list[int], suffix: str | None = None) -> Prompt:
         """A raw completion's prompt: text (special tokens in it are parsed, as templates written
@@ -247,7 +278,7 @@ class Engine:
                     raise APIError(400, f"token {bad} is not in this model's vocabulary (0..{vocab.n_vocab - 1})",
                                    param="prompt")
                 return list(prompt)
-            self._bounded(loaded, prompt + (suffix or ""), "prompt", "prompt")
+            self._bounded(loaded, prompt + (suffix or ""), "prompt", "prompt takes")
             if suffix is None:
                 return vocab.tokenize(prompt, add_special=True, parse_special=True)
             if vocab.fim is None:
@@ -257,7 +288,7 @@ class Engine:
             head = [vocab.bos] if vocab.adds_bos and vocab.bos >= 0 else []
             return [*head, pre, *vocab.tokenize(prompt), suf, *vocab.tokenize(suffix), mid]
 
-        return self._prompt(make, "prompt", "prompt")
+        return self._prompt(make, "prompt", "prompt takes")
 
     # -- generation --------------------------------------------------------------------------------
     def _acquire(self, cancelled: threading.Event) -> bool:
@@ -288,7 +319,7 @@ class Engine:
             tokens = prompt.tokens
             if loaded.version != prompt.version:  # swapped while this request waited: the new model's tokens
                 tokens = prompt.make(loaded)
-                self._fits(len(tokens), "prompt", "prompt")
+                self._fits(len(tokens), "prompt", "prompt takes")
             result = Generation(version=loaded.version, prompt_tokens=len(tokens))
             if on_start is not None:
                 on_start(loaded.version)
@@ -327,6 +358,9 @@ class Engine:
             frequency_penalty=sampling.get("frequency_penalty", 0.0),
             stream=True,
             logits_processor=llama_cpp.LogitsProcessorList([count_steps]),
+            # Asked after every token, even those whose text is held back (a partial stop sequence,
+            # an incomplete UTF-8 character), so that a cancelled request stops at once.
+            stopping_criteria=llama_cpp.StoppingCriteriaList([lambda input_ids, logits: cancelled.is_set()]),
         )
         pieces = []
         try:
@@ -345,5 +379,7 @@ class Engine:
                     break
         finally:
             stream.close()
+        if cancelled.is_set():
+            result.finish_reason = "cancelled"
         result.text = "".join(pieces)
         result.completion_tokens = steps

@@ -203,6 +203,8 @@ class ChatRun(Run):
 
     def prepare(self) -> list[Prompt]:
         messages = self.req.messages
+        # A request that cannot fit is refused before memory looks at it (nor learns from it).
+        self.engine.check_size("".join(m["content"] for m in messages), "messages", "messages take")
         last_user = messages[-1]["content"] if messages[-1]["role"] == "user" else None
         self._last_user = last_user
         if self.memory is not None and self.req.memory and last_user:
