@@ -91,9 +91,11 @@ def test_completions_streamed_and_not(shared_daemon):
 
 def test_completion_parameters(shared_daemon):
     client = shared_daemon.openai()
-    # OpenAI's default max_tokens for raw completions is 16
-    r = client.completions.create(model="clagent", prompt="The weather today", temperature=0, stop=["\u2603"])
-    assert r.usage.completion_tokens == 16 and r.choices[0].finish_reason == "length"
+    # without max_tokens: the daemon's default_max_tokens (512), as for chat
+    r = client.completions.create(model="clagent", prompt="The weather today", temperature=0)
+    [row] = rows(shared_daemon.home, "SELECT params FROM interactions WHERE id = ?", (r.id,))
+    assert json.loads(row["params"])["max_tokens"] == 512
+    assert r.usage.completion_tokens == 512 or r.choices[0].finish_reason == "stop"
 
     # stop: the text ends before the stop sequence, which is not included
     full = client.completions.create(model="clagent", prompt="Numbers:", max_tokens=24, temperature=0).choices[0].text
@@ -390,15 +392,20 @@ def test_openai_client_errors_for_the_new_endpoints(shared_daemon):
         client.completions.create(model="nope", prompt="hi")
 
 
-def test_another_version_is_described_but_not_served(tiny_home, tiny_gguf_b):
+def test_another_version_is_described_but_not_served_and_embeddings_without_memory(tiny_home, tiny_gguf_b):
+    from clagent.config import Settings
     from clagent.home import Home
 
     home = Home.open(tiny_home)
     home.import_model(tiny_gguf_b, parent=1, verbose=False, serve=False)
     home.close()
+    Settings(memory_enabled=False).write(tiny_home)
     d = start_daemon(tiny_home)
     try:
         client = d.openai()
+        # with memory off the daemon still embeds (loading the model on first use)
+        emb = client.embeddings.create(model="all-MiniLM-L6-v2", input=["one", "two"])
+        assert len(emb.data) == 2 and len(emb.data[1].embedding) == 384
         v2 = client.models.retrieve("clagent-v2")
         assert v2.clagent_version == 2 and v2.clagent_served is False and v2.clagent_parent == 1
         assert "clagent-v2" not in [m.id for m in client.models.list().data]

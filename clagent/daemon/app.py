@@ -108,7 +108,8 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        req = parse_completion_request(await json_body(request), settings.max_tokens_limit)
+        req = parse_completion_request(await json_body(request), settings.max_tokens_limit,
+                                       settings.default_max_tokens)
         name = catalog.chat_name(req.model)
         conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or None
         run = CompletionRun(engine, home, req, name, asyncio.get_running_loop(), conversation, metrics)

@@ -24,7 +24,7 @@ class Embeddings:
         self._embedder = embedder  # the memory's, when memory is on: one model in memory, not two
         self._tokenizer = None
         self._max_length = 256
-        self._lock = threading.Lock()  # a fast tokenizer refuses concurrent calls ("Already borrowed")
+        self._lock = threading.Lock()
 
     def embedder(self) -> Embedder:
         with self._lock:
@@ -33,17 +33,21 @@ class Embeddings:
             return self._embedder
 
     def token_counts(self, texts: list[str]) -> list[int]:
+        """Word pieces the model reads of each text. The model folder's own tokenizer.json through
+        the tokenizers library: no second import of transformers racing the memory's."""
         with self._lock:
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
+                from tokenizers import Tokenizer
 
                 folder = model_folder()
-                self._tokenizer = AutoTokenizer.from_pretrained(str(folder))
                 config = folder / "sentence_bert_config.json"
                 if config.is_file():
                     self._max_length = int(json.loads(config.read_text()).get("max_seq_length", 256))
-            ids = self._tokenizer(texts, truncation=True, max_length=self._max_length)["input_ids"]
-        return [len(i) for i in ids]
+                tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+                tokenizer.no_padding()
+                tokenizer.enable_truncation(self._max_length)
+                self._tokenizer = tokenizer
+            return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
 
     def embed(self, req: EmbeddingRequest) -> tuple[np.ndarray, int]:
         if req.dimensions is not None and req.dimensions != EMBEDDING_DIMENSIONS:

@@ -192,7 +192,6 @@ def parse_chat_request(body: Any, max_tokens_limit: int, default_max_tokens: int
 
 
 MAX_PROMPTS = 16  # prompts in one completion request, generated one after the other
-COMPLETION_DEFAULT_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 
 
 def _is_token_list(value) -> bool:
@@ -231,10 +230,13 @@ def parse_prompts(raw: Any) -> list[str | list[int]]:
     return prompts
 
 
-def parse_completion_request(body: Any, max_tokens_limit: int) -> CompletionRequest:
+def parse_completion_request(body: Any, max_tokens_limit: int, default_max_tokens: int | None = None
+                             ) -> CompletionRequest:
+    """Without ``max_tokens``, the daemon's default as for chat (OpenAI's 16 would cut off every
+    client that leaves it out)."""
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object")
-    sampling = _parse_sampling(body, max_tokens_limit, COMPLETION_DEFAULT_MAX_TOKENS, "completion")
+    sampling = _parse_sampling(body, max_tokens_limit, default_max_tokens, "completion")
     prompts = parse_prompts(body.get("prompt"))
     suffix = body.get("suffix")
     if suffix is not None and not isinstance(suffix, str):
