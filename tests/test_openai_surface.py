@@ -129,6 +129,20 @@ def test_completion_parameters(shared_daemon):
     assert [x["id"] for x in logged] == [f"{batch.id}-0", f"{batch.id}-1"]
     assert [x["response"] for x in logged] == [c.text for c in batch.choices]
 
+    streamed = list(client.completions.create(model="clagent", prompt=["Numbers:", "Once upon a time"],
+                                              max_tokens=24, temperature=0, stream=True))
+    for i, choice in enumerate(batch.choices):
+        mine = [c.choices[0] for c in streamed if c.choices and c.choices[0].index == i]
+        assert "".join(c.text for c in mine) == choice.text
+        assert [c.finish_reason for c in mine if c.finish_reason] == [choice.finish_reason]
+
+    # the body LangChain's OpenAI LLM sends for two prompts (nulls and an empty logit_bias included)
+    lc = httpx.post(f"{shared_daemon.base_url}/completions", timeout=60, json={
+        "model": "clagent", "prompt": ["Numbers:", "Once upon a time"], "temperature": 0.0, "top_p": 1,
+        "frequency_penalty": 0, "presence_penalty": 0, "n": 1, "logit_bias": {}, "seed": None, "logprobs": None,
+        "max_tokens": 24})
+    assert lc.status_code == 200 and [c["text"] for c in lc.json()["choices"]] == [c.text for c in batch.choices]
+
     # token ids of the served model as the prompt
     ids = client.completions.create(model="clagent", prompt=[[504, 3658, 42]], max_tokens=4, temperature=0)
     assert ids.usage.prompt_tokens == 3 and ids.choices[0].text
@@ -335,7 +349,7 @@ BAD = [
     ("/completions", {"prompt": [1, "two"]}, 400, "prompt"),
     ("/completions", {"prompt": {"text": "hi"}}, 400, "prompt"),
     ("/completions", {"prompt": [[1, 2], [3, 10**9]]}, 400, "prompt"),
-    ("/completions", {"prompt": ["x"] * 17}, 400, "prompt"),
+    ("/completions", {"prompt": ["x"] * 33}, 400, "prompt"),
     ("/completions", {"prompt": "hi", "n": 2}, 400, "n"),
     ("/completions", {"prompt": "hi", "best_of": 3}, 400, "best_of"),
     ("/completions", {"prompt": "hi", "logprobs": 2}, 400, "logprobs"),

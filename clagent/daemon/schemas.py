@@ -191,7 +191,7 @@ def parse_chat_request(body: Any, max_tokens_limit: int, default_max_tokens: int
                        conversation_id=_conversation_id(body))
 
 
-MAX_PROMPTS = 16  # prompts in one completion request, generated one after the other
+MAX_PROMPTS = 32  # prompts in one completion request, generated one after the other (LangChain sends 20)
 
 
 def _is_token_list(value) -> bool:
