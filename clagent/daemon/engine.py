@@ -88,6 +88,8 @@ class Prompt:
     tokens: list[int]
     version: int
     make: Callable[[Loaded], list[int]]  # the same prompt for another model (after a swap)
+    param: str = "prompt"  # what an error about its length names
+    what: str = "prompt takes"
 
 
 @dataclass
@@ -209,14 +211,6 @@ class Engine:
             raise APIError(503, "no model is loaded")
         return loaded
 
-    @property
-    def n_vocab(self) -> int:
-        return self._current().vocab.n_vocab
-
-    @property
-    def supports_fim(self) -> bool:
-        return self._current().vocab.fim is not None
-
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` for the served model (no lock)."""
         loaded = self._loaded
@@ -255,7 +249,7 @@ class Engine:
         loaded = self._current()
         tokens = make(loaded)
         self._fits(len(tokens), param, what)
-        return Prompt(tokens=tokens, version=loaded.version, make=make)
+        return Prompt(tokens=tokens, version=loaded.version, make=make, param=param, what=what)
 
     def chat_prompt(self, messages: list[dict]) -> Prompt:
         def make(loaded: Loaded) -> list[int]:
@@ -319,7 +313,7 @@ class Engine:
             tokens = prompt.tokens
             if loaded.version != prompt.version:  # swapped while this request waited: the new model's tokens
                 tokens = prompt.make(loaded)
-                self._fits(len(tokens), "prompt", "prompt takes")
+                self._fits(len(tokens), prompt.param, prompt.what)
             result = Generation(version=loaded.version, prompt_tokens=len(tokens))
             if on_start is not None:
                 on_start(loaded.version)
