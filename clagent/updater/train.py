@@ -10,10 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from clagent.models.gguf_io import LlamaSpec
+from clagent.models.architectures import ModelSpec, build_model, lora_targets
 from clagent.updater.dataset import Tokenized
-
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 @dataclass
@@ -59,24 +57,19 @@ def _batches(data: list[Tokenized], batch_size: int, rng: random.Random):
         yield [data[order.pop()] for _ in range(min(batch_size, len(data)))]
 
 
-def train_lora(spec: LlamaSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
+def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
                progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+    """LoRA on the architecture's own linear modules (``lora_targets``: the seven projections of
+    llama-style models, Phi-3's fused qkv and gate-up ones), merged back into full weights."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
 
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    model = LlamaForCausalLM(spec.hf_config())
-    state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise ValueError(f"weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.tie_weights()
-    model.to(device)
+    model = build_model(spec, tensors, device)
     model.config.use_cache = False
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=lora_targets(spec),
                       bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
