@@ -329,5 +329,5 @@ def human_parameters(n: int) -> str:
     """1234567 -> '1.2M'."""
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= size:
-            return f"{n / size:.1f}{unit}" if n < 100 * size else f"{math.floor(n / size)}{unit}"
+            return f"{n / size:.1f}{unit}" if n < 1000 * size else f"{math.floor(n / size)}{unit}"
     return str(n)
