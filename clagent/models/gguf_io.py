@@ -80,18 +80,39 @@ def open_gguf(path: str | os.PathLike) -> gguf.GGUFReader:
     if key in _last_opened:
         return _last_opened[key]
     try:
-        reader = gguf.GGUFReader(path)
+        reader = _Reader(path)
+    except _Truncated as e:
+        raise ClagentError(f"{path} is truncated: tensor {e.args[0]} ends at byte {e.args[1]} but the file has "
+                           f"{e.args[2]} (an interrupted download or copy?)") from None
     except Exception as e:  # gguf raises ValueError, struct.error, IndexError ... on junk
         raise ClagentError(f"{path} is not a valid GGUF file ({type(e).__name__}: {e})") from None
-    size = st.st_size
-    for t in reader.tensors:
-        if t.data_offset + int(t.n_bytes) > size:
-            raise ClagentError(f"{path} is truncated: tensor {t.name} ends at byte {t.data_offset + int(t.n_bytes)} "
-                               f"but the file has {size} (an interrupted download or copy?)")
     _check_split(reader, path)
     _last_opened.clear()
     _last_opened[key] = reader
     return reader
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Reader(gguf.GGUFReader):
+    """gguf's reader, with a check that every tensor's data lies inside the file before it is
+    mapped (it would otherwise fail with a reshape error that does not say the file is cut short)."""
+
+    def _build_tensors(self, start_offs, fields):
+        size = len(self.data)
+        for field in fields:
+            try:
+                _, name, _, dims, raw_dtype, offset = field.parts
+                block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType(int(raw_dtype[0]))]
+                end = int(start_offs + offset[0]) + int(np.prod(dims)) * type_size // block
+                label = bytes(name).decode(errors="replace")
+            except Exception:  # noqa: BLE001 - another layout: leave the checks to gguf
+                break
+            if end > size:
+                raise _Truncated(label, end, size)
+        super()._build_tensors(start_offs, fields)
 
 
 def _check_split(reader: gguf.GGUFReader, path: Path) -> None:
@@ -163,7 +184,8 @@ def _check_tensors(arch, spec: ModelSpec, shapes: Mapping[str, tuple], where: st
     missing = [gg for hf, (gg, _) in expected.items() if hf not in present and not _has_alternative(arch, spec, hf,
                                                                                                      present)]
     if missing:
-        raise ClagentError(f"{where}: missing tensors ({len(missing)} of {len(expected)}), e.g. {missing[0]}")
+        raise ClagentError(f"{where}: missing tensors ({len(missing)} of the {len(expected)} of a {arch.name} "
+                           f"model as its metadata describes it), e.g. {missing[0]}")
 
 
 def _has_alternative(arch, spec, hf: str, present: set) -> bool:
