@@ -212,3 +212,21 @@ def test_spec_of_a_llama_model_reads_as_before():
     assert dataclasses.replace(spec, arch="qwen2").to_dict() == {**old, "arch": "qwen2"}
     assert ModelSpec.from_dict(SPECS["phi3"].to_dict()) == SPECS["phi3"]
     assert architectures.parameter_count(spec) == 134_515_008  # SmolLM2-135M, tied head counted once
+
+
+@pytest.mark.parametrize("arch", sorted(SPECS))
+def test_answer_only_loss_is_the_models_own_loss(arch):
+    """Training applies the output head only at labelled positions; the loss is the model's own."""
+    import torch
+
+    from clagent.updater.train import answer_loss
+
+    _, model = make_model(arch)
+    ids = torch.tensor([[1, 5, 9, 200, 300, 400, 17, 0], [1, 50, 90, 20, 30, 40, 170, 80]])
+    mask = torch.tensor([[1] * 7 + [0], [1] * 8])
+    labels = ids.clone()
+    labels[:, :4] = -100
+    labels[0, 7] = -100
+    with torch.no_grad():
+        expected = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
+        assert float(answer_loss(model, ids, mask, labels)) == pytest.approx(expected, rel=1e-5)

@@ -22,7 +22,7 @@ def hidden_means(spec: ModelSpec, tensors: dict[str, np.ndarray], samples: list[
     """(samples, layers + 1, hidden): the embedding output and every block's output, mean-pooled."""
     import torch
 
-    model = build_model(spec, tensors, device).eval()
+    model = build_model(spec, tensors, device, copy=False).eval()
     out = []
     with torch.no_grad():
         for s in samples:

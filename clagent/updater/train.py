@@ -57,6 +57,23 @@ def _batches(data: list[Tokenized], batch_size: int, rng: random.Random):
         yield [data[order.pop()] for _ in range(min(batch_size, len(data)))]
 
 
+def answer_loss(model, ids, mask, labels):
+    """The causal-LM loss (mean cross-entropy of each labelled next token), with the output head
+    applied only where there is a label. The same value as ``model(..., labels=labels).loss``, but
+    the head of a large vocabulary (Gemma's 262k tokens, Qwen's 152k) is most of a small model's
+    compute and memory, and prompt tokens carry no label."""
+    import torch
+
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = model.lm_head(hidden[keep]).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.nn.functional.cross_entropy(logits, target[keep])
+
+
 def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
                progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
     """LoRA on the architecture's own linear modules (``lora_targets``: the seven projections of
@@ -100,13 +117,13 @@ def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Token
             ids[i, :n] = torch.tensor(t.input_ids)
             labels[i, :n] = torch.tensor(t.labels)
             mask[i, :n] = 1
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-        out.loss.backward()
+        loss = answer_loss(model.get_base_model(), ids.to(device), mask.to(device), labels.to(device))
+        loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        result.losses.append(round(float(out.loss.detach()), 4))
+        result.losses.append(round(float(loss.detach()), 4))
         result.tokens += int(mask.sum())
         result.steps = step + 1
         if progress:
