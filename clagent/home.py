@@ -78,7 +78,7 @@ class Home:
         served = registry.served()
         if served is not None:
             if model is not None:
-                label = sources.resolve(model).label
+                label = sources.label(model)  # the home has its own copy: Ollama's may be gone
                 base = registry.lineage(served)[-1]
                 if base.info.get("source") != label:
                     raise ClagentError(

@@ -128,7 +128,7 @@ def test_round_trip_through_lora_merge_and_llama_cpp(arch, tmp_path):
     q8 = quantize(out, tmp_path / "merged.q8_0.gguf", "Q8_0")
     q8_logits, _ = llama_run(q8, TOKENS)
     assert np.corrcoef(q8_logits.ravel(), got.ravel())[0, 1] > 0.99
-    assert gguf_io.inspect(q8).spec == spec and gguf_io.inspect(q8).quantization == "Q8_0"
+    assert gguf_io.describe(q8).spec == spec and gguf_io.describe(q8).quantization == "Q8_0"
 
 
 def test_llama_q_and_k_are_permuted_into_llama_cpp_layout(tmp_path):

@@ -117,6 +117,11 @@ def test_serve_and_import_from_the_ollama_store(tmp_path, store):
     finally:
         d.stop()
     assert tree(store) == before  # Ollama's store is read, never written
+    # the home keeps its own copy: restarting with the same name works with the store gone
+    shutil.rmtree(store)
+    d = start_daemon(home, "--model", "ollama:someone/tiny-qwen:q8")
+    assert httpx.get(f"{d.url}/health").json()["version"] == 2
+    d.stop()
 
 
 def test_ollama_errors_leave_no_home(tmp_path, store, tiny_home, monkeypatch):

@@ -37,7 +37,7 @@ def test_dequantization_matches_llama_cpp(quant, f16_source, tmp_path):
     source, src = f16_source
     path = quantize(source, tmp_path / f"m.{quant}.gguf", quant)
     reader = gguf_io.open_gguf(path)
-    info = gguf_io.inspect(reader)
+    info = gguf_io.describe(reader)
     assert info.quantization == quant and info.arch == "llama"
     matrix_types = {t.tensor_type.name for t in reader.tensors if len(t.shape) > 1}
     assert TYPES[quant] <= matrix_types <= TYPES[quant] | {"Q6_K", "Q8_0", "F16", "F32"}  # some fallbacks allowed

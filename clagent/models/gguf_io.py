@@ -181,19 +181,11 @@ def _check_tensors(arch, spec: ModelSpec, shapes: Mapping[str, tuple], where: st
                 f"({arch.name}, width {spec.n_embd}, {spec.n_head}/{spec.n_head_kv} heads of {spec.head_dim}, "
                 f"feed-forward {spec.n_ff}) implies {list(known[name][1])}")
     present = {known[n][0] for n in shapes if n in known}
-    missing = [gg for hf, (gg, _) in expected.items() if hf not in present and not _has_alternative(arch, spec, hf,
-                                                                                                     present)]
+    missing = [gg for hf, (gg, _) in expected.items()
+               if hf not in present and not (arch.parts_of(hf) and set(arch.parts_of(hf)) <= present)]
     if missing:
         raise ClagentError(f"{where}: missing tensors ({len(missing)} of the {len(expected)} of a {arch.name} "
                            f"model as its metadata describes it), e.g. {missing[0]}")
-
-
-def _has_alternative(arch, spec, hf: str, present: set) -> bool:
-    """A fused tensor may come as its parts (Phi-3's q, k and v)."""
-    if not hf.endswith("qkv_proj.weight"):
-        return False
-    prefix = hf[: -len("qkv_proj.weight")]
-    return all(f"{prefix}{p}_proj.weight" in present for p in "qkv")
 
 
 def file_quantization(reader: gguf.GGUFReader) -> str:
@@ -208,7 +200,7 @@ def file_quantization(reader: gguf.GGUFReader) -> str:
     return max(set(kinds), key=kinds.count) if kinds else "unknown"
 
 
-def inspect(source: "str | os.PathLike | gguf.GGUFReader") -> ModelInfo:
+def describe(source: "str | os.PathLike | gguf.GGUFReader") -> ModelInfo:
     """Check a GGUF (supported architecture, a text model, its tensors those of its metadata) and
     describe it, without reading its weights."""
     reader = as_reader(source)
@@ -338,13 +330,6 @@ def _as_numpy(t) -> np.ndarray:
     if isinstance(t, np.ndarray):
         return t.astype(np.float32, copy=False)
     return t.detach().to("cpu").float().numpy()  # a torch tensor
-
-
-def tensor_name_map(n_layer: int, spec: ModelSpec | None = None) -> dict[str, str]:
-    """transformers weight name -> GGUF tensor name (llama by default)."""
-    spec = spec or ModelSpec(n_vocab=1, n_embd=2, n_ff=1, n_layer=n_layer, n_head=1, n_head_kv=1, n_ctx_train=1,
-                             rope_theta=1.0, rms_eps=1e-5, tied_embeddings=False)
-    return {hf: gg for hf, (gg, _) in architectures.get(spec.arch).tensors(spec).items()}
 
 
 def human_parameters(n: int) -> str:

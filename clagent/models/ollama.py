@@ -56,6 +56,15 @@ def parse(reference: str) -> tuple[str, str, str, str]:
     return registry, namespace, model, tag
 
 
+def label(reference: str) -> str:
+    """The name as clagent records it (``ollama:NAME:TAG``, user models ``ollama:USER/NAME:TAG``),
+    without looking at the store."""
+    registry, namespace, model, tag = parse(reference)
+    if (registry, namespace) == (REGISTRY, NAMESPACE):
+        return f"{PREFIX}{model}:{tag}"
+    return f"{PREFIX}{namespace}/{model}:{tag}" if registry == REGISTRY else f"{PREFIX}{registry}/{namespace}/{model}:{tag}"
+
+
 def stores() -> list[Path]:
     """Where Ollama keeps models: ``$OLLAMA_MODELS`` alone when set, else the user's and the
     system service's folders."""
@@ -73,7 +82,7 @@ def resolve(reference: str) -> OllamaModel:
     if not found:
         hint = "" if os.environ.get("OLLAMA_MODELS") else " (set OLLAMA_MODELS if Ollama keeps its models elsewhere)"
         raise ClagentError(f"no Ollama model store found: looked in {', '.join(map(str, candidates))}{hint}")
-    short = f"{model}:{tag}" if (registry, namespace) == (REGISTRY, NAMESPACE) else f"{namespace}/{model}:{tag}"
+    short = label(reference)[len(PREFIX):]
     for store in found:
         if not os.access(store, os.R_OK | os.X_OK) or not os.access(store / "manifests", os.R_OK | os.X_OK):
             raise ClagentError(f"cannot read the Ollama store at {store}: permission denied (run clagent as a user "
@@ -81,7 +90,7 @@ def resolve(reference: str) -> OllamaModel:
         manifest = store / "manifests" / registry / namespace / model / tag
         if not _is_file(manifest):
             continue
-        return _from_manifest(store, manifest, f"{PREFIX}{short}")
+        return _from_manifest(store, manifest, label(reference))
     installed = sorted({m for s in found for m in installed_models(s)})
     listed = (", ".join(installed[:8]) + (" ..." if len(installed) > 8 else "")) if installed else "none"
     raise ClagentError(f"Ollama model {short!r} is not installed in {', '.join(map(str, found))} "

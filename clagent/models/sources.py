@@ -17,6 +17,13 @@ class Source:
     label: str  # what the user named, kept with the version: a resolved path or ollama:NAME:TAG
 
 
+def label(model: str | os.PathLike) -> str:
+    """What a version made from ``model`` records as its source, without opening anything."""
+    if ollama.is_reference(str(model)):
+        return ollama.label(str(model))
+    return str(Path(model).expanduser().resolve())
+
+
 def resolve(model: str | os.PathLike | None) -> Source:
     if model is None:
         path = embedded.default_model_path()
@@ -27,14 +34,14 @@ def resolve(model: str | os.PathLike | None) -> Source:
             raise ClagentError(f"{found.reference} is a vision (multimodal) model (its manifest has an image "
                                f"projector); clagent trains and serves text models")
         return Source(found.blob, found.reference)
-    path = Path(model).expanduser().resolve()
+    path = Path(label(model))
     return Source(path, str(path))
 
 
 def check(source: Source) -> gguf_io.ModelInfo:
     """The model's description, after every check an import makes before it writes anything."""
     try:
-        return gguf_io.inspect(source.path)
+        return gguf_io.describe(source.path)
     except ClagentError as e:
         if source.label != str(source.path):  # name the model as the user did
             raise ClagentError(f"{source.label}: {e}") from None

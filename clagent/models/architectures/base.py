@@ -197,6 +197,10 @@ class Architecture:
         """GGUF tensors some files use instead of ours, by transformers-side name (before ``combine``)."""
         return {}
 
+    def parts_of(self, hf_name: str) -> list[str]:
+        """The alternative tensors that together stand for ``hf_name`` (``combine`` joins them)."""
+        return []
+
     # -- values ------------------------------------------------------------------------------------
     def from_gguf(self, hf_name: str, w: np.ndarray, spec: ModelSpec) -> np.ndarray:
         return w

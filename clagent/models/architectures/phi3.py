@@ -46,6 +46,12 @@ class Phi3(Architecture):
                                                                           (rows, spec.n_embd))
         return out
 
+    def parts_of(self, hf_name):
+        if hf_name.endswith("self_attn.qkv_proj.weight"):
+            prefix = hf_name[: -len("qkv_proj.weight")]
+            return [f"{prefix}{p}_proj.weight" for p in "qkv"]
+        return []
+
     def combine(self, tensors, spec):
         for i in range(spec.n_layer):
             parts = [f"model.layers.{i}.self_attn.{p}_proj.weight" for p in "qkv"]
