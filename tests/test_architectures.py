@@ -78,6 +78,18 @@ def examples(n=6, seed=0):
     return out
 
 
+def mean_loss(spec, tensors):
+    import torch
+
+    from clagent.updater.train import answer_loss
+
+    model = architectures.build_model(spec, tensors, copy=False).eval()
+    with torch.no_grad():
+        return float(np.mean([float(answer_loss(model, torch.tensor([t.input_ids]), torch.ones(1, len(t.input_ids),
+                                                                                                dtype=torch.long),
+                                                torch.tensor([t.labels]))) for t in examples()]))
+
+
 def test_registry_and_unsupported_architecture():
     assert set(architectures.ARCHITECTURES) == {"llama", "qwen2", "qwen3", "gemma3", "phi3"}
     with pytest.raises(ClagentError) as e:
@@ -109,6 +121,8 @@ def test_round_trip_through_lora_merge_and_llama_cpp(arch, tmp_path):
     targets = architectures.lora_targets(spec)
     changed = {k for k in base if not np.array_equal(base[k], trained.tensors[k])}
     assert changed == {k for k in base if any(f".{t}.weight" in k for t in targets)}
+    assert np.array_equal(base["model.embed_tokens.weight"], f16(state(model))["model.embed_tokens.weight"])
+    assert mean_loss(spec, trained.tensors) < mean_loss(spec, base) - 0.1  # the update is what was learned
     samples = examples(3, seed=5)
     reps = {name: hidden_means(spec, s, samples) for name, s in (("base", base), ("tuned", trained.tensors))}
     merged = merge.merge("recall", {"base": base, "tuned": trained.tensors}, representations=reps).tensors

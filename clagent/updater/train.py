@@ -84,7 +84,7 @@ def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Token
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    model = build_model(spec, tensors, device)
+    model = build_model(spec, tensors, device, copy=False)  # LoRA never writes to the base weights
     model.config.use_cache = False
     lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=lora_targets(spec),
                       bias="none", task_type="CAUSAL_LM")
@@ -131,7 +131,23 @@ def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Token
     if device == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.monotonic() - started
-    merged = model.merge_and_unload()
-    result.tensors = {k: v.detach().float().cpu().numpy() for k, v in merged.state_dict().items()
-                      if k in tensors}
+    result.tensors = merged_weights(model, tensors)
     return result
+
+
+def merged_weights(model, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fine-tuned model's full weights: each LoRA-trained matrix plus its adapter's update, as
+    new arrays; every other tensor is the base's own array (shared, not copied: the base weights
+    are frozen, and a 1.5B model is 6 GB a copy)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    out = dict(tensors)
+    prefix = "base_model.model."
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, LoraLayer) and hasattr(module, "get_delta_weight"):
+                key = f"{name[len(prefix):] if name.startswith(prefix) else name}.weight"
+                delta = module.get_delta_weight("default").float().cpu().numpy()
+                out[key] = (np.asarray(tensors[key], dtype=np.float32) + delta).astype(np.float32, copy=False)
+    return out
