@@ -106,7 +106,8 @@ def pipeline(n_interactions: int, n_memories: int, max_steps: int, model: str | 
         proc = subprocess.run([sys.executable, "-m", "clagent", "consolidate", "--home", str(Path(tmp) / "home"),
                                "--max-steps", str(max_steps), "--json"], capture_output=True, text=True)
         total = time.monotonic() - t
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
         if proc.returncode not in (0, 2):
             print(proc.stderr[-3000:])
             return
@@ -120,6 +121,7 @@ def pipeline(n_interactions: int, n_memories: int, max_steps: int, model: str | 
         for stage, sec in info["seconds"].items():
             print(f"{stage:<10} {sec:>8.1f}")
         print(f"{'wall':<10} {total:>8.1f}")
+        print(f"{'CPU time':<10} {cpu:>8.1f}  (user + system, all threads: comparable across machine loads)")
         tr = info["train"]
         print(f"\n{n_interactions} interactions + {n_memories} memories -> {info['data']['examples']} examples; "
               f"{tr['steps']} steps on {tr['device']}: {tr['tokens']} tokens, {tr['tokens_per_second']:.0f} tokens/s, "
