@@ -231,7 +231,8 @@ def read_gguf(source: "str | os.PathLike | gguf.GGUFReader",
         except (NotImplementedError, ValueError) as e:
             raise ClagentError(f"{where}: cannot read tensor {t.name} of type {t.tensor_type.name}: {e}") from None
         w = w.reshape(tuple(int(d) for d in reversed(t.shape)))
-        tensors[hf] = np.ascontiguousarray(arch.from_gguf(hf, w, spec), dtype=np.float32)
+        w = np.ascontiguousarray(arch.from_gguf(hf, w, spec), dtype=np.float32)
+        tensors[hf] = w if w.flags.writeable else w.copy()  # an F32 tensor may be a view of the mapped file
         if progress:
             progress(n, total, "reading tensors")
     return spec, arch.combine(tensors, spec)
