@@ -4,7 +4,7 @@ a fact in chat, consolidated (LoRA on Gemma's own modules, RECALL, F16 export, Q
 rolled back.
 
 Marked ``slow``: `make test` leaves it out, CI (CI=true) runs it, `make test ARGS="-m slow"` runs it.
-About 10 minutes on 2 otherwise idle cores, most of it the consolidation (see README, Models)."""
+About 9 minutes of CPU time on 2 cores, most of it the consolidation (see README, Models)."""
 
 import json
 
