@@ -1,8 +1,10 @@
 """What a consolidation costs on this machine.
 
     .venv/bin/python bench/consolidate.py [--interactions 20] [--memories 5] [--max-steps 40]
-        The whole pipeline on a fresh home made from the embedded SmolLM2: N logged interactions
-        and M memories, then wall time of each stage and training tokens/s, as a table.
+                                          [--model PATH|ollama:NAME[:TAG]]
+        The whole pipeline on a fresh home made from the embedded SmolLM2 (or --model): N logged
+        interactions and M memories, then wall time of each stage, training tokens/s, and the
+        peak memory (resident set) of the import and of the consolidation process, as a table.
 
     python bench/consolidate.py --train-only [--devices cpu,cuda] [--steps 20]
         Only the LoRA training step (clagent.updater.train.train_lora), on SmolLM2-135M's shapes
@@ -67,12 +69,15 @@ def train_only(devices: list[str], steps: int, batch: int, length: int) -> None:
     print(f"(LoRA r=16 on all 7 projections, batch {batch}, sequences of {length // 2}-{length} tokens)")
 
 
-def pipeline(n_interactions: int, n_memories: int, max_steps: int) -> None:
+def pipeline(n_interactions: int, n_memories: int, max_steps: int, model: str | None = None) -> None:
+    import json
+    import resource
+    import subprocess
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from clagent.home import Home
     from clagent.memory.interactions import Interaction, log_interaction
     from clagent.memory.manager import MemoryManager
-    from clagent.updater.pipeline import consolidate
 
     facts = ["My dog is called Biscuit", "I live in Lisbon", "I work as a nurse", "My daughter is called Ana",
              "I drive a red Fiat", "My favorite color is blue", "I play the cello", "I am allergic to peanuts",
@@ -80,8 +85,12 @@ def pipeline(n_interactions: int, n_memories: int, max_steps: int) -> None:
     with tempfile.TemporaryDirectory(prefix="clagent-bench-") as tmp:
         home = Home.open(Path(tmp) / "home")
         t = time.monotonic()
-        home.ensure_model(verbose=False)
-        print(f"home made from the embedded model in {time.monotonic() - t:.0f}s", flush=True)
+        version = home.ensure_model(model, verbose=False)
+        import_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        info = version.info
+        print(f"home made from {info['source']} ({info.get('arch', 'llama')}, {info.get('parameters', 0) / 1e6:.0f}M "
+              f"parameters, {info.get('source_quant', '?')}) in {time.monotonic() - t:.0f}s, "
+              f"peak memory {import_peak:.1f} GiB", flush=True)
         for i in range(n_interactions):
             log_interaction(home.db, Interaction(
                 id=f"chatcmpl-bench-{i}", conversation_id=f"c{i // 5}", version=1, model="clagent-v1",
@@ -91,21 +100,33 @@ def pipeline(n_interactions: int, n_memories: int, max_steps: int) -> None:
         mm.load()
         for f in facts[:n_memories]:
             mm.add(f)
+        home.close()
+        # its own process, as the daemon runs it: the peak memory is the consolidation's alone
         t = time.monotonic()
-        out = consolidate(home, max_steps=max_steps, verbose=True, notify_daemon=False)
+        proc = subprocess.run([sys.executable, "-m", "clagent", "consolidate", "--home", str(Path(tmp) / "home"),
+                               "--max-steps", str(max_steps), "--json"], capture_output=True, text=True)
         total = time.monotonic() - t
-        print()
-        print(out.message)
-        if out.status not in ("committed", "gate_failed"):
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime
+        if proc.returncode not in (0, 2):
+            print(proc.stderr[-3000:])
             return
-        info = out.info
+        out = json.loads(proc.stdout)
+        print()
+        print(out["message"])
+        if out["status"] not in ("committed", "gate_failed"):
+            return
+        info = out["info"]
         print(f"\n{'stage':<10} {'seconds':>8}")
         for stage, sec in info["seconds"].items():
             print(f"{stage:<10} {sec:>8.1f}")
         print(f"{'wall':<10} {total:>8.1f}")
+        print(f"{'CPU time':<10} {cpu:>8.1f}  (user + system, all threads: comparable across machine loads)")
         tr = info["train"]
         print(f"\n{n_interactions} interactions + {n_memories} memories -> {info['data']['examples']} examples; "
-              f"{tr['steps']} steps on {tr['device']}: {tr['tokens']} tokens, {tr['tokens_per_second']:.0f} tokens/s")
+              f"{tr['steps']} steps on {tr['device']}: {tr['tokens']} tokens, {tr['tokens_per_second']:.0f} tokens/s, "
+              f"{tr['seconds'] / max(1, tr['steps']):.1f} s/step")
+        print(f"peak memory: import {import_peak:.1f} GiB, consolidation {peak:.1f} GiB")
         g = info["gate"]
         print(f"gate: {'passed' if g['passed'] else 'failed'}, acquisition {g['acquisition']}, drift {g['drift']:.3f}")
 
@@ -120,11 +141,12 @@ def main() -> None:
     ap.add_argument("--interactions", type=int, default=20)
     ap.add_argument("--memories", type=int, default=5)
     ap.add_argument("--max-steps", type=int, default=40)
+    ap.add_argument("--model", default=None, help="GGUF path or ollama:NAME[:TAG] (default: the embedded model)")
     args = ap.parse_args()
     if args.train_only:
         train_only(args.devices.split(","), args.steps, args.batch, args.length)
     else:
-        pipeline(args.interactions, args.memories, args.max_steps)
+        pipeline(args.interactions, args.memories, args.max_steps, args.model)
 
 
 if __name__ == "__main__":

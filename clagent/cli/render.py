@@ -194,14 +194,19 @@ def history(rows: list[dict]) -> str:
 def models(rows: list[dict]) -> str:
     if not rows:
         return "no versions yet (the first `clagent serve` creates version 1)"
-    out = [f"{'':1} {'version':<8} {'parent':<7} {'method':<14} {'merge':<16} {'size':>10}  created"]
+    from clagent.models.gguf_io import human_parameters
+
+    out = [f"  {'ver':<4} {'parent':<6} {'method':<13} {'merge':<7} {'arch':<6} {'params':>6} {'quant':<6} "
+           f"{'size':>10} {'created':>11}"]
     for r in rows:
         mark = "*" if r["served"] else " "
         parent = f"v{r['parent']}" if r["parent"] else "-"
         merge = ((r.get("info") or {}).get("merge") or {}).get("method", "-")
+        merge = {"task_arithmetic": "task-ar"}.get(merge, merge)[:7]
         size = "pruned" if r.get("pruned_at") else human_bytes(r["disk_bytes"])
-        out.append(f"{mark} {'v' + str(r['id']):<8} {parent:<7} {r['method']:<14} {merge:<16} "
-                   f"{size:>10}  {_local(r['created_at'])}")
+        params = human_parameters(r["parameters"]) if r.get("parameters") else "?"
+        out.append(f"{mark} {'v' + str(r['id']):<4} {parent:<6} {r['method']:<13} {merge:<7} "
+                   f"{(r.get('arch') or '?'):<6} {params:>6} {r['quant']:<6} {size:>10} {_local(r['created_at'])[5:]:>11}")
     out.append("(* = served)")
     return "\n".join(out)
 
@@ -303,4 +308,16 @@ def version(d: dict) -> str:
                 lines += [ln.replace("\u00a0", " ") for ln in _field(f"  {name}", pairs)]
     elif info.get("source"):
         lines.append(f"source:    {info['source']}")
+    if d.get("arch"):
+        from clagent.models.gguf_io import human_parameters
+
+        facts = [d["arch"]]
+        if d.get("parameters"):
+            facts.append(f"{human_parameters(d['parameters'])} parameters")
+        if info.get("source_quant"):
+            facts.append(f"imported from {info['source_quant']}")
+        template = info.get("chat_template")
+        if template and template.startswith("fallback:"):
+            facts.append(f"chat template: clagent's {template.split(':', 1)[1]} fallback (the model has none)")
+        lines.append("model:     " + ", ".join(facts))
     return "\n".join(lines)

@@ -10,10 +10,8 @@ from typing import Callable
 
 import numpy as np
 
-from clagent.models.gguf_io import LlamaSpec
+from clagent.models.architectures import ModelSpec, build_model, lora_targets
 from clagent.updater.dataset import Tokenized
-
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 @dataclass
@@ -59,24 +57,36 @@ def _batches(data: list[Tokenized], batch_size: int, rng: random.Random):
         yield [data[order.pop()] for _ in range(min(batch_size, len(data)))]
 
 
-def train_lora(spec: LlamaSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
+def answer_loss(model, ids, mask, labels):
+    """The causal-LM loss (mean cross-entropy of each labelled next token), with the output head
+    applied only where there is a label. The same value as ``model(..., labels=labels).loss``, but
+    the head of a large vocabulary (Gemma's 262k tokens, Qwen's 152k) is most of a small model's
+    compute and memory, and prompt tokens carry no label."""
+    import torch
+
+    hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = model.lm_head(hidden[keep]).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return torch.nn.functional.cross_entropy(logits, target[keep])
+
+
+def train_lora(spec: ModelSpec, tensors: dict[str, np.ndarray], data: list[Tokenized], cfg: TrainConfig,
                progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+    """LoRA on the architecture's own linear modules (``lora_targets``: the seven projections of
+    llama-style models, Phi-3's fused qkv and gate-up ones), merged back into full weights."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaForCausalLM
 
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    model = LlamaForCausalLM(spec.hf_config())
-    state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise ValueError(f"weights do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.tie_weights()
-    model.to(device)
+    model = build_model(spec, tensors, device, copy=False)  # LoRA never writes to the base weights
     model.config.use_cache = False
-    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
+    lora = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=0.0, target_modules=lora_targets(spec),
                       bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -107,13 +117,13 @@ def train_lora(spec: LlamaSpec, tensors: dict[str, np.ndarray], data: list[Token
             ids[i, :n] = torch.tensor(t.input_ids)
             labels[i, :n] = torch.tensor(t.labels)
             mask[i, :n] = 1
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device))
-        out.loss.backward()
+        loss = answer_loss(model.get_base_model(), ids.to(device), mask.to(device), labels.to(device))
+        loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optim.step()
         sched.step()
         optim.zero_grad(set_to_none=True)
-        result.losses.append(round(float(out.loss.detach()), 4))
+        result.losses.append(round(float(loss.detach()), 4))
         result.tokens += int(mask.sum())
         result.steps = step + 1
         if progress:
@@ -121,7 +131,23 @@ def train_lora(spec: LlamaSpec, tensors: dict[str, np.ndarray], data: list[Token
     if device == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.monotonic() - started
-    merged = model.merge_and_unload()
-    result.tensors = {k: v.detach().float().cpu().numpy() for k, v in merged.state_dict().items()
-                      if k in tensors}
+    result.tensors = merged_weights(model, tensors)
     return result
+
+
+def merged_weights(model, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The fine-tuned model's full weights: each LoRA-trained matrix plus its adapter's update, as
+    new arrays; every other tensor is the base's own array (shared, not copied: the base weights
+    are frozen, and a 1.5B model is 6 GB a copy)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    out = dict(tensors)
+    prefix = "base_model.model."
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, LoraLayer) and hasattr(module, "get_delta_weight"):
+                key = f"{name[len(prefix):] if name.startswith(prefix) else name}.weight"
+                delta = module.get_delta_weight("default").float().cpu().numpy()
+                out[key] = (np.asarray(tensors[key], dtype=np.float32) + delta).astype(np.float32, copy=False)
+    return out
