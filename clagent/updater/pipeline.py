@@ -302,6 +302,7 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
         gguf_io.write_gguf(staging / MASTER_NAME, spec, merged.tensors, template=reader,
                            progress=Progress("writing F16 master") if verbose else None)
         timings["export"] = time.monotonic() - t
+        merged.tensors = base = None  # the merge was computed as it was written; free the models it read
         _stage(f"quantizing to {s.quant}", verbose)
         t = time.monotonic()
         new_served = quantize(staging / MASTER_NAME, staging / served_name(s.quant), s.quant, s.n_threads)
