@@ -110,12 +110,11 @@ class Home:
                     f"(clagent/models/templates.py)")
         staging = registry.staging_dir()
         try:
-            _, tensors = gguf_io.read_gguf(reader, progress=Progress("reading model") if verbose else None)
             master = staging / MASTER_NAME
-            gguf_io.write_gguf(master, spec, tensors, template=reader,
+            # One tensor at a time: dequantized, written as F16, dropped (a whole 1.5B model is 7 GB).
+            gguf_io.write_gguf(master, spec, gguf_io.LazyTensors(reader), template=reader,
                                chat_template=fallback.template if fallback else None,
-                               progress=Progress("writing F16 master") if verbose else None)
-            del tensors
+                               progress=Progress("writing the F16 master") if verbose else None)
             if verbose:
                 say(f"quantizing to {quant} ...")
             quantize(master, staging / served_name(quant), quant, self.settings.n_threads)
@@ -123,6 +122,8 @@ class Home:
                     "parameters": described.parameters, "source_quant": described.quantization,
                     "model_name": described.name,
                     "chat_template": f"fallback:{fallback.name}" if fallback else "model"}
+            if source.detail:
+                info["source_detail"] = source.detail
             return registry.commit(
                 staging, parent=parent, method="import", quant=quant,
                 master_name=MASTER_NAME, served_name=served_name(quant), info=info, serve=serve, inside=inside,

@@ -51,8 +51,9 @@ def cli():
 @home_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8765).")
-@click.option("--model", "model_path", default=None, metavar="PATH|ollama:NAME[:TAG]",
-              help="Model to start a new home from: a GGUF file, or a model in your Ollama store "
+@click.option("--model", "model_path", default=None, metavar="PRESET|PATH|ollama:NAME[:TAG]",
+              help="Model to start a new home from: a preset (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b: "
+                   "`clagent models presets`), a GGUF file, or a model in your Ollama store "
                    "(default: the embedded SmolLM2-135M-Instruct).")
 def serve(home, host, port, model_path):
     """Run the daemon: OpenAI-compatible API on the served model version."""
@@ -145,6 +146,7 @@ def models(ctx, home, show, as_json):
 
         d["weights"] = weights_summary(h, v.id, v.info.get("gate") or {})
         d.update(_model_facts(v))
+        d["origin"] = _origin(registry, v)
         click.echo(json.dumps(d, indent=2) if as_json else render.version(d))
         return
     served = registry.served()
@@ -154,8 +156,19 @@ def models(ctx, home, show, as_json):
         d["served"] = served is not None and v.id == served.id
         d["disk_bytes"] = registry.disk_usage(v)
         d.update(_model_facts(v))
+        d["origin"] = _origin(registry, v)
         rows.append(d)
     click.echo(json.dumps(rows, indent=2) if as_json else render.models(rows))
+
+
+def _origin(registry, version) -> dict:
+    """Where a version came from: the model it was imported from (a preset with its packages and
+    sha256, a file, an Ollama name, the embedded model), or the version it was consolidated from
+    and that lineage's base model."""
+    if version.method != "consolidation":
+        return {"kind": "import", "source": version.info.get("source"), **(version.info.get("source_detail") or {})}
+    base = registry.lineage(version)[-1]
+    return {"kind": "consolidation", "parent": version.parent, "base": base.id, "source": base.info.get("source")}
 
 
 def _model_facts(version) -> dict:
@@ -173,14 +186,30 @@ def _model_facts(version) -> dict:
         return {"arch": spec.get("arch", "llama"), "parameters": version.info.get("parameters")}
 
 
+@models.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_presets(as_json):
+    """The named models `--model` takes, whether their packages are installed, and how to install them."""
+    from clagent.models import presets
+
+    rows = []
+    for name in presets.names():
+        p = presets.PRESETS[name]
+        missing = len(presets.missing_parts(p))
+        cached = presets.cached_path(p)
+        rows.append({**p.describe(), "installed": missing == 0, "parts_missing": missing,
+                     "assembled": str(cached) if cached.is_file() else None, "install": p.install})
+    click.echo(json.dumps(rows, indent=2) if as_json else render.presets(rows))
+
+
 @models.command("import")
-@click.argument("model", metavar="PATH|ollama:NAME[:TAG]")
+@click.argument("model", metavar="PRESET|PATH|ollama:NAME[:TAG]")
 @home_option
 @click.option("--serve/--no-serve", "serve_it", default=True, show_default=True,
               help="Serve the new version now (a running daemon switches to it).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def import_model(model, home, serve_it, as_json):
-    """Add a model to the home as a new base version: a GGUF file or a model from your Ollama store."""
+    """Add a model to the home as a new base version: a preset, a GGUF file or a model from your Ollama store."""
     from clagent.handoff import serve_version
     from clagent.updater.pipeline import is_running
 

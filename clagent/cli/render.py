@@ -208,6 +208,48 @@ def models(rows: list[dict]) -> str:
         out.append(f"{mark} {'v' + str(r['id']):<4} {parent:<6} {r['method']:<13} {merge:<7} "
                    f"{(r.get('arch') or '?'):<6} {params:>6} {r['quant']:<6} {size:>10} {_local(r['created_at'])[5:]:>11}")
     out.append("(* = served)")
+    for r in rows:
+        if (r.get("origin") or {}).get("kind") == "import":
+            out += textwrap.wrap(f"v{r['id']} from {origin(r['origin'])}", width=80, subsequent_indent="    ",
+                                 break_on_hyphens=False)
+    return "\n".join(out)
+
+
+def source_name(source: str | None) -> str:
+    """A version's recorded source as a person reads it."""
+    if not source:
+        return "?"
+    if source.startswith("preset:"):
+        return f"preset {source[len('preset:'):]}"
+    if source.startswith("ollama:"):
+        return source
+    from clagent.models import embedded
+
+    if source.endswith(embedded.FILENAME) and embedded.PACKAGE in source:
+        return f"the embedded {embedded.NAME} ({embedded.PACKAGE} package)"
+    return f"file {source}"
+
+
+def origin(o: dict) -> str:
+    """Where a version came from, in one sentence."""
+    if o.get("kind") == "consolidation":
+        return f"consolidated from v{o['parent']} (lineage base v{o['base']}: {source_name(o.get('source'))})"
+    text = source_name(o.get("source"))
+    if o.get("preset"):
+        text += (f": {o['model']}, {o['file']} sha256 {o['sha256'][:12]}... (verified), assembled from "
+                 f"{o['packages']}; licence {o['licence']}")
+    return text
+
+
+def presets(rows: list[dict]) -> str:
+    out = [f"  {'preset':<20} {'size':>8}  {'state':<13} model"]
+    for r in rows:
+        state = "assembled" if r["assembled"] else "installed" if r["installed"] else "not installed"
+        out.append(f"  {r['preset']:<20} {human_bytes(r['bytes']):>8}  {state:<13} {r['model']}")
+    out.append("use: clagent serve --model PRESET (a new home), or clagent models import PRESET")
+    for r in rows:
+        if not r["installed"]:
+            out.append(f"install {r['preset']}: {r['install']}")
     return "\n".join(out)
 
 
@@ -306,6 +348,8 @@ def version(d: dict) -> str:
                 names = ["emb"] + [f"L{i}" for i in range(1, len(values))]  # the head shares the last
                 pairs = "  ".join(f"{n}\u00a0{v:.2f}" for n, v in zip(names, values))  # kept on one line
                 lines += [ln.replace("\u00a0", " ") for ln in _field(f"  {name}", pairs)]
+    if d.get("origin"):
+        lines += _field("from", origin(d["origin"]))
     elif info.get("source"):
         lines.append(f"source:    {info['source']}")
     if d.get("arch"):

@@ -1,5 +1,6 @@
-"""Where a new home's (or a new base version's) model comes from: the embedded default, a GGUF path,
-or ``ollama:NAME[:TAG]`` from the user's Ollama store. Checked before anything is written."""
+"""Where a new home's (or a new base version's) model comes from: the embedded default, a preset
+(``qwen2.5-coder-1.5b``: part packages assembled into a cache), a GGUF path, or ``ollama:NAME[:TAG]``
+from the user's Ollama store. Checked before anything is written."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clagent.errors import ClagentError
-from clagent.models import embedded, gguf_io, ollama
+from clagent.models import embedded, gguf_io, ollama, presets
 
 
 @dataclass(frozen=True)
 class Source:
     path: Path  # the GGUF file
-    label: str  # what the user named, kept with the version: a resolved path or ollama:NAME:TAG
+    label: str  # what the user named, kept with the version: a resolved path, ollama:NAME:TAG, preset:NAME
+    detail: dict | None = None  # where the file came from, kept with the version (presets: packages, sha256)
 
 
 def label(model: str | os.PathLike) -> str:
     """What a version made from ``model`` records as its source, without opening anything."""
     if ollama.is_reference(str(model)):
         return ollama.label(str(model))
+    if presets.is_reference(model):
+        return presets.get(model).label
     return str(Path(model).expanduser().resolve())
 
 
@@ -34,8 +38,22 @@ def resolve(model: str | os.PathLike | None) -> Source:
             raise ClagentError(f"{found.reference} is a vision (multimodal) model (its manifest has an image "
                                f"projector); clagent trains and serves text models")
         return Source(found.blob, found.reference)
+    if presets.is_reference(model):
+        return from_preset(presets.get(model))
+    if isinstance(model, str) and presets.looks_like_name(model):
+        raise ClagentError(f"unknown model {model!r}: no such file, and not a preset (presets: "
+                           f"{', '.join(presets.names())}; or ollama:NAME[:TAG])")
     path = Path(label(model))
     return Source(path, str(path))
+
+
+def from_preset(preset: "presets.Preset") -> Source:
+    """The preset's file from the cache, assembled from its installed parts the first time and
+    checked against its pinned sha256 every time."""
+    from clagent.progress import Progress, say
+
+    path = presets.ensure(preset, progress=Progress, say=say)
+    return Source(path, preset.label, {**preset.describe(), "cache": str(path)})
 
 
 def check(source: Source) -> gguf_io.ModelInfo:
