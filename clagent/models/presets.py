@@ -60,7 +60,7 @@ class Preset:
         return f"{self.parts[0].distribution[:-1]}1..{len(self.parts)} {self.version}"
 
     def describe(self) -> dict:
-        return {"kind": "preset", "preset": self.name, "model": self.model, "file": self.filename,
+        return {"preset": self.name, "model": self.model, "file": self.filename,
                 "sha256": self.sha256, "bytes": self.size, "packages": self.packages, "licence": self.licence,
                 "upstream": self.upstream}
 
