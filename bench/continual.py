@@ -393,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     ap.add_argument("--max-steps", type=int, default=None, help="training steps per consolidation "
                     "(default: the consolidate_max_steps setting)")
-    ap.add_argument("--model", type=Path, default=None, help="start from this GGUF instead of the embedded SmolLM2")
+    ap.add_argument("--model", default=None, help="start from this preset (qwen2.5-coder-0.5b ...) or GGUF instead of "
+                    "the embedded SmolLM2")
     ap.add_argument("--append", action="store_true",
                     help="keep the other methods already in OUT/results.json (same facts file) in the table and plot")
     ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
