@@ -107,7 +107,7 @@ def test_serve_and_import_from_the_ollama_store(tmp_path, store):
         assert out["hot_swapped"] and httpx.get(f"{d.url}/health").json()["version"] == 2
         reply = d.openai().chat.completions.create(model="clagent", messages=[{"role": "user", "content": "Hi"}],
                                                    max_tokens=4, temperature=0)
-        assert reply.model == "clagent-v2" and reply.choices[0].message.content is not None
+        assert reply.system_fingerprint == "clagent-v2" and reply.choices[0].message.content is not None
         rows = json.loads(run_cli("models", "--home", str(home), "--json").stdout)
         assert [(r["id"], r["arch"], r["parent"], r["served"]) for r in rows] == [(1, "llama", None, False),
                                                                                   (2, "qwen2", None, True)]
