@@ -274,3 +274,51 @@ def test_verification_rehearsal_and_drift_from_the_base_across_two_runs(taught_h
     assert f"v3 holds {st['held']} of 3 memories (verified 3)" in text and "rehearsed 1 of 2 earlier" in text
     shown = " ".join(run_cli("models", "--home", str(taught_home), "--show", "3").stdout.split())
     assert "verified: the weights answered" in shown and "rehearsal: 1 of 2 earlier memories" in shown
+
+
+def test_thousands_of_memories_and_a_run_cut_by_time_are_clear_outcomes(taught_home, embedder):
+    """2,000 memories (one of them very long) and a tight time budget: the run learns the oldest that
+    fit its steps, says how many wait for the next run (they stay in the store and the notes), and
+    says that training was cut by time; the history shows both."""
+    from clagent.memory import store
+
+    home = Home.open(taught_home)
+    texts = [f"The user's locker number {i} is {1000 + i}." for i in range(2000)]
+    texts[7] = "The user's garden shed is painted " + "very " * 3000 + "green."
+    vectors = embedder.encode([t[:300] for t in texts])
+    for t, v in zip(texts, vectors):
+        store.insert(home.db, text=t, index_text=t, kind="fact", key=None, source="api", embedding=v)
+    home.close()
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=40, consolidate_batch_size=2,
+             consolidate_max_seconds=45).write(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "committed", out["message"]
+    info = out["info"]
+    waiting = info["left_out"]["memories"]
+    assert waiting > 1900 and "wait for the next" in p.stderr
+    learned = info["data"]["memories"]
+    assert learned + waiting == 2002  # the taught home's two, and the 2,000
+    con = sqlite3.connect(taught_home / "clagent.db")
+    absorbed = con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version = 2").fetchone()[0]
+    still = con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version IS NULL AND status = 'active'"
+                        ).fetchone()[0]
+    con.close()
+    assert absorbed == learned and still == waiting  # nothing lost: the rest waits, active
+    hist = " ".join(run_cli("history", "--home", str(taught_home)).stdout.split())
+    assert f"{waiting} new memories left for the next run" in hist
+    if info["budget"]["cut_by_time"]:
+        assert "training cut by its time budget" in hist
+    # the next run takes the next ones
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=900)
+    assert p.returncode == 0 and json.loads(p.stdout)["info"]["left_out"]["memories"] < waiting, p.stderr[-2000:]
+
+
+def test_failed_gate_in_json_mode_exits_non_zero(taught_home):
+    Settings(gate_min_acquisition=1.0, gate_max_drift=1e9, consolidate_max_steps=2,
+             consolidate_batch_size=2).write(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert p.returncode == 2, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "gate_failed" and out["version"] is None and "acquisition" in out["message"]
