@@ -235,9 +235,7 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
     from clagent.models import gguf_io
     from clagent.models.quantize import quantize
     from clagent.updater import anchors, dataset, gate
-    from clagent.updater.train import TrainConfig, parse_targets, train_lora
-
-    from clagent.updater.train import set_threads
+    from clagent.updater.train import TrainConfig, parse_targets, set_threads, train_lora
 
     s = home.settings
     registry = home.registry

@@ -357,9 +357,10 @@ def _specific_questions(sp: Split) -> list[str]:
                 return out
             if when and nxt in ("in", "on", "at", "for", "by", "until", "before", "after"):
                 out += [f"When {be} {subj} {first}?"]
-                out += {"year": [f"In which year {be} {subj} {first}?"], "month": [f"In which month {be} {subj} {first}?"],
-                        "day": [f"On which day {be} {subj} {first}?"], "time": [f"At what time {be} {subj} {first}?"]
-                        }.get(when, [])
+                out += {"year": [f"In which year {be} {subj} {first}?"],
+                        "month": [f"In which month {be} {subj} {first}?"],
+                        "day": [f"On which day {be} {subj} {first}?"],
+                        "time": [f"At what time {be} {subj} {first}?"]}.get(when, [])
                 return out + [f"Do you know when {subj} {be} {first}?"]
             if nxt in _WHERE_PREPS and (first in ("born", "located", "based", "situated", "held", "kept", "made",
                                                   "raised", "stored", "buried", "parked")):
