@@ -256,16 +256,15 @@ def consolidation(info: dict) -> str:
     ]
     if t.get("anchors"):
         kl = t.get("anchor_kl") or []
-        lines.append(f"anchored:  to the base's next-token distributions on {t['anchors']} general prompts "
-                     f"(weight {t.get('anchor_weight'):g}" + (f", KL {max(kl):.3f} at most" if kl else "") + ")")
+        lines.append(f"anchored:  to the base on {t['anchors']} general prompts (KL weight "
+                     f"{t.get('anchor_weight'):g}" + (f", at most {max(kl):.3f}" if kl else "") + ")")
     budget = info.get("budget") or {}
     if budget.get("cut_by_time"):
         lines.append(f"cut:       training stopped at {budget.get('steps_done')}/{budget.get('steps_planned')} "
-                     f"steps by its time budget ({budget.get('seconds'):.0f}s, consolidate_max_seconds)")
+                     f"steps (time budget {budget.get('seconds'):.0f}s)")
     waiting = (info.get("left_out") or {}).get("memories")
     if waiting:
-        lines.append(f"waiting:   {waiting} new memories did not fit this run; the next one learns them "
-                     f"(they are in the notes meanwhile)")
+        lines.append(f"waiting:   {waiting} new memories did not fit; the next run learns them")
     lines.append(f"merge:     {info['merge']['method']}")
     if g:
         acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
