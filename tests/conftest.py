@@ -231,7 +231,7 @@ def run_cli(*args: str, input: str | None = None, timeout: float = 120) -> subpr
 @pytest.fixture
 def taught_home(tiny_home, embedder):
     """The tiny home, set to always pass its gate, with interactions, a correction and memories."""
-    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=3,
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=3, consolidate_epochs=0,
              consolidate_batch_size=2).write(tiny_home)
     home = Home.open(tiny_home)
     for n in range(3):

@@ -23,7 +23,7 @@ from clagent.models.architectures import ModelSpec
 from clagent.models.quantize import quantize
 from clagent.updater.dataset import Tokenized
 from clagent.updater.representations import hidden_means
-from clagent.updater.train import TrainConfig, train_lora
+from clagent.updater.train import Anchor, TrainConfig, parse_targets, train_lora
 from tests.conftest import smollm2_reader
 from tests.tiny_models import SPECS, make_model, state
 
@@ -244,3 +244,47 @@ def test_answer_only_loss_is_the_models_own_loss(arch):
     with torch.no_grad():
         expected = float(model(input_ids=ids, attention_mask=mask, labels=labels).loss)
         assert float(answer_loss(model, ids, mask, labels)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(SPECS))
+def test_lora_target_setting_names_each_architectures_own_modules(arch):
+    spec, _ = make_model(arch)
+    block = architectures.get(arch).block_tensors(spec)
+    attention, mlp = parse_targets("attention", spec), parse_targets("mlp", spec)
+    assert attention and all(f"self_attn.{n}.weight" in block for n in attention)
+    assert mlp and all(f"mlp.{n}.weight" in block for n in mlp)
+    assert parse_targets("all", spec) == architectures.lora_targets(spec) == attention + mlp
+    if arch == "phi3":  # the fused modules are what "attention" and "mlp" mean there
+        assert attention == ["qkv_proj", "o_proj"] and mlp == ["gate_up_proj", "down_proj"]
+        with pytest.raises(ValueError, match="unknown LoRA target 'q_proj' for phi3 models: use all, attention, "
+                                             "mlp or qkv_proj, o_proj, gate_up_proj, down_proj"):
+            parse_targets("attention, q_proj", spec)
+        with pytest.raises(ValueError, match="the phi3 model has no LoRA target 'gate_proj'"):
+            train_lora(spec, state(make_model(arch)[1]), examples(), TrainConfig(max_steps=1, targets=["gate_proj"]))
+    else:
+        assert parse_targets("q_proj, mlp", spec) == ["q_proj"] + mlp
+
+
+@pytest.mark.parametrize("arch", sorted(SPECS))
+def test_anchored_training_on_chosen_modules(arch):
+    """The KL anchor and the lora_targets setting on every family: the reference taken with the
+    head on the answer positions only is the model's own (Gemma's soft-capping included), and only
+    the chosen modules change."""
+    import torch
+
+    spec, model = make_model(arch, seed=2)
+    base = state(model)
+    rng = np.random.default_rng(3)
+    general = [[1] + rng.integers(100, 5000, 19).tolist() for _ in range(3)]
+    cfg = TrainConfig(max_steps=4, learning_rate=2e-2, rank=4, alpha=8, batch_size=2, device="cpu",
+                      targets=parse_targets("mlp", spec), anchor_weight=1.0, anchor_batch=2)
+    trained = train_lora(spec, base, examples(), cfg, anchors=[Anchor(g, 8) for g in general])
+    assert len(trained.anchor_kl) == 4 and all(np.isfinite(trained.anchor_kl))
+    reference = architectures.build_model(spec, base).eval()
+    with torch.no_grad():
+        for a in trained.anchors:
+            logp = torch.log_softmax(reference(torch.tensor([a.input_ids])).logits[0, a.start:-1].float(), -1)
+            top = logp.topk(32, dim=-1)
+            assert np.allclose(a.logp, top.values.numpy(), atol=1e-4)
+    changed = {k for k in base if not np.array_equal(base[k], trained.tensors[k])}
+    assert changed == {k for k in base if any(f"mlp.{t}.weight" in k for t in parse_targets("mlp", spec))}

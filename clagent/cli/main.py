@@ -318,6 +318,8 @@ def consolidate(home, dry_run, max_steps, max_seconds, method, as_json, trigger)
     if as_json:
         click.echo(json.dumps({"status": out.status, "version": out.version, "parent": out.parent,
                                "message": out.message, "info": out.info}, indent=2))
+        if out.status == "gate_failed":  # the outcome is in the JSON; the exit status says it too
+            sys.exit(2)
         return
     click.echo(out.message)
     if out.status in ("committed", "gate_failed"):

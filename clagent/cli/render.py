@@ -164,6 +164,12 @@ def _last_run(c: dict) -> list[str]:
             if reh.get("left_out"):
                 text += f" ({reh['left_out']} left out: {reh.get('why_left_out')})"
             lines += _field("", text)
+        budget, waiting = last.get("budget") or {}, (last.get("left_out") or {}).get("memories")
+        if budget.get("cut_by_time"):
+            lines += _field("", f"training cut by its time budget at {budget.get('steps_done')}/"
+                                f"{budget.get('steps_planned')} steps")
+        if waiting:
+            lines += _field("", f"{waiting} new memories wait for the next run (in the notes meanwhile)")
         merge = last.get("merge") or {}
         weights = (merge.get("weights") or {}).get("tuned")
         if weights:
@@ -296,8 +302,19 @@ def consolidation(info: dict) -> str:
         f"training:  {t['steps']} steps on {t['device']} in {t['seconds']:.0f}s "
         f"({t['tokens_per_second']:.0f} tokens/s), loss {t['losses'][0]:.2f} -> {t['losses'][-1]:.2f}",
         f"loss:      {sparkline(t['losses'])}",
-        f"merge:     {info['merge']['method']}",
     ]
+    if t.get("anchors"):
+        kl = t.get("anchor_kl") or []
+        lines.append(f"anchored:  to the base on {t['anchors']} general prompts (KL weight "
+                     f"{t.get('anchor_weight'):g}" + (f", at most {max(kl):.3f}" if kl else "") + ")")
+    budget = info.get("budget") or {}
+    if budget.get("cut_by_time"):
+        lines.append(f"cut:       training stopped at {budget.get('steps_done')}/{budget.get('steps_planned')} "
+                     f"steps (time budget {budget.get('seconds'):.0f}s)")
+    waiting = (info.get("left_out") or {}).get("memories")
+    if waiting:
+        lines.append(f"waiting:   {waiting} new memories did not fit; the next run learns them")
+    lines.append(f"merge:     {info['merge']['method']}")
     if g:
         acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
         drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"

@@ -13,6 +13,15 @@ def lora_targets(spec: ModelSpec) -> list[str]:
     return list(get(spec.arch).lora_targets)
 
 
+def lora_groups(arch_name: str = "llama") -> dict[str, list[str]]:
+    """The ``lora_targets`` setting's group names -> the architecture's own module names ("all",
+    "attention", "mlp": Phi-3's fused qkv_proj is attention, its gate_up_proj the MLP)."""
+    arch = get(arch_name)
+    attention = [t for t in arch.lora_targets if t in arch.attention_targets]
+    return {"all": list(arch.lora_targets), "attention": attention,
+            "mlp": [t for t in arch.lora_targets if t not in attention]}
+
+
 def parameter_count(spec: ModelSpec) -> int:
     """Weights of the model (a tied output head counted once)."""
     import math

@@ -137,6 +137,9 @@ class Architecture:
     families = ""  # what people call the models of this architecture, for messages and the README
     hf_class = ""  # the transformers class that computes what llama.cpp computes for it
     lora_targets: tuple[str, ...] = LLAMA_STYLE_TARGETS
+    # Those of lora_targets in the attention (the ``lora_targets`` setting's "attention"); the rest
+    # are the MLP's ("mlp").
+    attention_targets: tuple[str, ...] = LLAMA_STYLE_TARGETS[:4]
     attn_bias = False  # q/k/v biases (Qwen 2)
     qk_norm = False  # per-head RMS norms of q and k (Qwen 3, Gemma 3)
 

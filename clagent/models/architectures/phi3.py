@@ -25,6 +25,7 @@ class Phi3(Architecture):
     families = "Phi-3, Phi-3.5, Phi-4"
     hf_class = "Phi3ForCausalLM"
     lora_targets = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+    attention_targets = ("qkv_proj", "o_proj")
 
     def block_tensors(self, spec):
         q, kv = spec.n_head * spec.head_dim, spec.n_head_kv * spec.head_dim
