@@ -124,6 +124,14 @@ def test_dry_run_changes_nothing(taught_home):
 def test_corrupt_master_and_bad_method(taught_home):
     p = run_cli("consolidate", "--home", str(taught_home), "--method", "magic")
     assert p.returncode == 1 and "unknown merge method 'magic'" in p.stderr
+    before = snapshot(taught_home)
+    settings = Settings.load(taught_home)
+    Settings(**{**settings.to_dict(), "lora_targets": "attention, qkv_proj"}).write(taught_home)  # Phi-3's, not llama's
+    p = run_cli("consolidate", "--home", str(taught_home))
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "replaying" not in p.stderr + p.stdout
+    assert "setting 'lora_targets': unknown LoRA target 'qkv_proj' for llama models" in p.stderr
+    assert snapshot(taught_home) == before
+    settings.write(taught_home)
     master = taught_home / "models" / "v1" / "master.f16.gguf"
     master.write_bytes(master.read_bytes()[:50_000])
     before = snapshot(taught_home)
