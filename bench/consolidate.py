@@ -1,8 +1,12 @@
 """What a consolidation costs on this machine.
 
-    .venv/bin/python bench/consolidate.py [--interactions 20] [--memories 5] [--max-steps 40]
-        The whole pipeline on a fresh home made from the embedded SmolLM2: N logged interactions
-        and M memories, then wall time of each stage and training tokens/s, as a table.
+    .venv/bin/python bench/consolidate.py [--interactions 20] [--memories 5] [--earlier 0] [--max-steps N]
+                                          [--model PATH|ollama:NAME[:TAG]]
+        The whole pipeline on a fresh home made from the embedded SmolLM2 (or --model): N logged
+        interactions and M memories, then wall time of each stage, training tokens/s, and the
+        peak memory (resident set) of the import and of the consolidation process, as a table.
+        With --earlier K a first consolidation absorbs K memories before (timed too): the second
+        is a night with K + M memories in the store, K of them rehearsed.
 
     python bench/consolidate.py --train-only [--devices cpu,cuda] [--steps 20]
         Only the LoRA training step (clagent.updater.train.train_lora), on SmolLM2-135M's shapes
@@ -67,47 +71,122 @@ def train_only(devices: list[str], steps: int, batch: int, length: int) -> None:
     print(f"(LoRA r=16 on all 7 projections, batch {batch}, sequences of {length // 2}-{length} tokens)")
 
 
-def pipeline(n_interactions: int, n_memories: int, max_steps: int) -> None:
+RELATIONS = ["dog", "cat", "sister", "brother", "neighbour", "dentist", "landlord", "cousin", "niece", "nephew",
+             "aunt", "uncle", "godson", "boss", "mentor", "tutor", "coach", "doctor", "plumber", "barber", "parrot",
+             "horse", "tortoise", "goldfish", "hamster", "rabbit", "flatmate", "grandmother", "grandfather",
+             "colleague", "accountant", "lawyer", "pharmacist", "vet", "mechanic", "gardener", "bandmate",
+             "teammate", "pen pal", "stepbrother", "stepsister", "godmother", "godfather", "roommate", "optician",
+             "physio", "therapist", "piano teacher", "tennis partner", "book club host"]
+NAMES = ["Oriel", "Baptiste", "Kestrel", "Marguerite", "Tobiasz", "Ifeoma", "Rosalind", "Quenby", "Anwen",
+         "Leopold", "Saoirse", "Thaddeus", "Zofia", "Emeric", "Philippa", "Caspian", "Ysolde", "Okonkwo"]
+PLACES = ["Ravenglass", "Port Isaac", "Tarrow", "Villeneuve", "Kirkwall", "Ostend", "Marlow", "Bexhill",
+          "Brennhall", "Corravin", "Halloran Bay", "Vellmora"]
+
+
+def facts(n: int, start: int = 0) -> list[str]:
+    """``n`` distinct facts about the user's people and animals (no two about the same thing, so
+    none supersedes another)."""
+    out = []
+    for i in range(start, start + n):
+        who = RELATIONS[i % len(RELATIONS)]
+        if i >= 2 * len(RELATIONS):
+            who = f"{who} number {i // (2 * len(RELATIONS)) + 1}"
+        out.append(f"My {who} is called {NAMES[i % len(NAMES)]}." if (i // len(RELATIONS)) % 2 == 0 else
+                   f"My {who} lives in {PLACES[i % len(PLACES)]}.")
+    return out
+
+
+def _run(home_path: Path, label: str, max_steps: int | None) -> None:
+    """One consolidation in its own process, as the daemon runs it: the peak memory is its alone."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "clagent", "consolidate", "--home", str(home_path), "--json"]
+    if max_steps:
+        cmd += ["--max-steps", str(max_steps)]
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        t = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own figures, not every child's so far
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        total = time.monotonic() - t
+        stdout.seek(0), stderr.seek(0)
+        text, err = stdout.read(), stderr.read()
+    peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime  # KiB -> GiB
+    if proc.returncode not in (0, 2):
+        print(err[-3000:])
+        return
+    out = json.loads(text)
+    print(f"\n{label}: {out['message']} (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
+    if out["status"] not in ("committed", "gate_failed"):
+        return
+    info = out["info"]
+    print(f"\n{'stage':<10} {'seconds':>8}")
+    for stage, sec in info["seconds"].items():
+        print(f"{stage:<10} {sec:>8.1f}")
+    print(f"{'wall':<10} {total:>8.1f}")
+    print(f"{'CPU time':<10} {cpu:>8.1f}  (user + system, all threads: comparable across machine loads)")
+    tr, d, reh = info["train"], info["data"], info["rehearsal"]
+    print(f"{d['memories']} new memories ({info['left_out']['memories']} wait), {reh['rehearsed']} of "
+          f"{reh['candidates']} earlier rehearsed -> {d['examples']} examples; {tr['steps']} steps on {tr['device']} "
+          f"({tr.get('threads')} threads): {tr['tokens']} tokens, {tr['tokens_per_second']:.0f} tokens/s, "
+          f"{tr['seconds'] / max(1, tr['steps']):.1f} s/step")
+    print(f"peak memory of the consolidation: {peak:.1f} GiB")
+    g = info["gate"]
+    kl = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+    print(f"gate: {'passed' if g['passed'] else 'failed'}, acquisition {g['acquisition']}, retention "
+          f"{g['retention']}, held {g['held']} of {g['verified']}, drift {kl(g['drift'])}, from base "
+          f"{kl(g['base_drift'])}")
+
+
+def _add_memories(home_path: Path, texts: list[str]) -> None:
+    from clagent.home import Home
+    from clagent.memory.manager import MemoryManager
+
+    home = Home.open(home_path)
+    mm = MemoryManager(home.db, home.settings)
+    mm.load()
+    for f in texts:
+        mm.add(f)
+    home.close()
+
+
+def pipeline(n_interactions: int, n_memories: int, n_earlier: int, max_steps: int | None,
+             model: str | None = None) -> None:
+    import resource
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from clagent.home import Home
     from clagent.memory.interactions import Interaction, log_interaction
-    from clagent.memory.manager import MemoryManager
-    from clagent.updater.pipeline import consolidate
 
-    facts = ["My dog is called Biscuit", "I live in Lisbon", "I work as a nurse", "My daughter is called Ana",
-             "I drive a red Fiat", "My favorite color is blue", "I play the cello", "I am allergic to peanuts",
-             "My cat is called Luna", "I was born in Madrid"]
     with tempfile.TemporaryDirectory(prefix="clagent-bench-") as tmp:
-        home = Home.open(Path(tmp) / "home")
+        path = Path(tmp) / "home"
+        home = Home.open(path)
         t = time.monotonic()
-        home.ensure_model(verbose=False)
-        print(f"home made from the embedded model in {time.monotonic() - t:.0f}s", flush=True)
+        version = home.ensure_model(model, verbose=False)
+        import_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        info = version.info
+        print(f"home made from {info['source']} ({info.get('arch', 'llama')}, {info.get('parameters', 0) / 1e6:.0f}M "
+              f"parameters, {info.get('source_quant', '?')}) in {time.monotonic() - t:.0f}s, "
+              f"peak memory {import_peak:.1f} GiB", flush=True)
+        home.close()
+        if n_earlier:
+            _add_memories(path, facts(n_earlier))
+            print(f"first consolidation: {n_earlier} memories (it also keeps the base's anchors and drift "
+                  f"reference, once)", flush=True)
+            _run(path, "first consolidation", max_steps)
+        home = Home.open(path)
         for i in range(n_interactions):
             log_interaction(home.db, Interaction(
                 id=f"chatcmpl-bench-{i}", conversation_id=f"c{i // 5}", version=1, model="clagent-v1",
                 messages=[{"role": "user", "content": f"Tell me one thing about the number {i}."}],
                 response=f"The number {i} is {'even' if i % 2 == 0 else 'odd'}.", finish_reason="stop"))
-        mm = MemoryManager(home.db, home.settings)
-        mm.load()
-        for f in facts[:n_memories]:
-            mm.add(f)
-        t = time.monotonic()
-        out = consolidate(home, max_steps=max_steps, verbose=True, notify_daemon=False)
-        total = time.monotonic() - t
-        print()
-        print(out.message)
-        if out.status not in ("committed", "gate_failed"):
-            return
-        info = out.info
-        print(f"\n{'stage':<10} {'seconds':>8}")
-        for stage, sec in info["seconds"].items():
-            print(f"{stage:<10} {sec:>8.1f}")
-        print(f"{'wall':<10} {total:>8.1f}")
-        tr = info["train"]
-        print(f"\n{n_interactions} interactions + {n_memories} memories -> {info['data']['examples']} examples; "
-              f"{tr['steps']} steps on {tr['device']}: {tr['tokens']} tokens, {tr['tokens_per_second']:.0f} tokens/s")
-        g = info["gate"]
-        print(f"gate: {'passed' if g['passed'] else 'failed'}, acquisition {g['acquisition']}, drift {g['drift']:.3f}")
+        home.close()
+        _add_memories(path, facts(n_memories, n_earlier))
+        print(f"\n{'next' if n_earlier else 'a'} consolidation: {n_interactions} interactions, {n_memories} new "
+              f"memories, {n_earlier} earlier ones", flush=True)
+        _run(path, "consolidation", max_steps)
 
 
 def main() -> None:
@@ -119,12 +198,14 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=96)
     ap.add_argument("--interactions", type=int, default=20)
     ap.add_argument("--memories", type=int, default=5)
-    ap.add_argument("--max-steps", type=int, default=40)
+    ap.add_argument("--earlier", type=int, default=0, help="memories absorbed by a first consolidation")
+    ap.add_argument("--max-steps", type=int, default=None, help="default: the consolidate_max_steps setting")
+    ap.add_argument("--model", default=None, help="GGUF path or ollama:NAME[:TAG] (default: the embedded model)")
     args = ap.parse_args()
     if args.train_only:
         train_only(args.devices.split(","), args.steps, args.batch, args.length)
     else:
-        pipeline(args.interactions, args.memories, args.max_steps)
+        pipeline(args.interactions, args.memories, args.earlier, args.max_steps, args.model)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,11 @@ DEFAULT_METHODS = ["none", "replace", "recall-plain", "recall"]
 FIELDS = {"session": int, "statement": str, "question": str, "answer": str}
 OPTIONAL = {"kind": str, "stale": str}
 # Methods that are a merge method with other settings.
-VARIANTS = {"recall-plain": ("recall", {"rehearse_max_memories": 0, "notes_training": False})}
+# recall-plain: the recipe consolidation had before anchoring (RECALL merge, 40 steps of 4, the
+# parent's answers replayed with cross-entropy, no rehearsal, no notes reading).
+VARIANTS = {"recall-plain": ("recall", {"rehearse_max_memories": 0, "notes_training": False,
+                                        "consolidate_anchor_weight": 0.0, "consolidate_batch_size": 4,
+                                        "consolidate_max_steps": 40, "consolidate_epochs": 0.0})}
 
 
 class BenchError(Exception):
@@ -188,10 +192,12 @@ def stale_count(facts: list[Fact], replies: list[str]) -> int:
                if f.stale and f.stale.lower() in r.lower() and f.answer.lower() not in r.lower())
 
 
-def served_answers(path, memory, questions: list[str], system_prompt: str, max_tokens: int = 48):
+def served_answers(path, memory, questions: list[str], system_prompt: str, max_tokens: int = 48,
+                   leave_out: set[int] = frozenset()):
     """Answers with memory on, as the daemon serves them (the same recall, notes block and system
-    prompt), and the notes block's tokens per request."""
-    from clagent.memory.retrieve import with_memory
+    prompt), and the notes block's tokens per request. ``leave_out``: memories whose notes are
+    not given (those the weights were verified to hold)."""
+    from clagent.memory.retrieve import memory_block, with_memory
     from clagent.updater import gate
 
     llm, fmt = gate._open(path)
@@ -199,7 +205,14 @@ def served_answers(path, memory, questions: list[str], system_prompt: str, max_t
         replies, note_tokens = [], []
         count = lambda text: len(llm.tokenize(text.encode(), add_bos=False, special=False))  # noqa: E731
         for q in questions:
-            block = memory.recall(q, count).block if memory is not None else ""
+            block = ""
+            if memory is not None:
+                got = memory.recall(q, count)
+                block = got.block
+                if leave_out and any(h.id in leave_out for h in got.used):
+                    kept = [h for h in got.used if h.id not in leave_out]
+                    block = memory_block([h for h in kept if h.kind != "instruction"],
+                                         [h for h in kept if h.kind == "instruction"])
             messages = [{"role": "user", "content": q}]
             if system_prompt and not block:
                 messages = [{"role": "system", "content": system_prompt}, *messages]
@@ -237,14 +250,16 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             state_facts(home, memory, facts, k)
             weights, steps, info = None, 0, {}
             if method != "none":
+                # The gate runs (its verification of every memory is what rehearsal and the notes
+                # use) but does not block: the methods themselves are compared.
                 out = consolidate(home, method=merge_method, max_steps=max_steps, notify_daemon=False,
-                                  check_gate=False)
+                                  check_gate=True, enforce_gate=False)
                 if out.status != "committed":
                     raise BenchError(f"[{method}] session {k}: consolidation did not commit: {out.message}")
                 info = out.info
                 weights = (out.info.get("merge") or {}).get("weights", {}).get("tuned")
                 steps = out.info["train"]["steps"]
-                wanted = max_steps or home.settings.consolidate_max_steps
+                wanted = out.info["budget"]["steps_planned"]
                 if steps < wanted:
                     say(f"[{method}] session {k}: WARNING: training stopped at {steps}/{wanted} steps "
                         f"(consolidate_max_seconds); this machine is busy or slow, figures are not comparable")
@@ -257,8 +272,11 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
             asked = new + earlier
             sp = home.settings.system_prompt
             replies = gate.greedy_answers(served, [f.question for f in asked], sp)
-            as_served, notes = served_answers(served, memory if home.settings.memory_enabled else None,
-                                              [f.question for f in asked], sp)
+            use = memory if home.settings.memory_enabled else None
+            as_served, notes = served_answers(served, use, [f.question for f in asked], sp)
+            held = held_memories(home, home.registry.served().id)
+            lean, lean_notes = served_answers(served, use, [f.question for f in asked], sp, leave_out=held) \
+                if held else (as_served, notes)
             drift = gate.mean_kl(reference, gate.answer_logprobs(served, general, sp))
             corrections = [f for f in asked if f.stale]
             row = {"session": k,
@@ -267,13 +285,16 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
                    "served": round(accuracy(asked, as_served), 4),
                    "stale_served": stale_count(asked, as_served), "stale_weights": stale_count(asked, replies),
                    "corrections": len(corrections),
+                   "served_lean": round(accuracy(asked, lean), 4), "stale_lean": stale_count(asked, lean),
+                   "notes_tokens_lean": round(sum(lean_notes) / len(lean_notes), 1), "held_memories": len(held),
+                   "gate": _gate_figures(info.get("gate")),
                    "drift": round(max(drift, 0.0), 4), "notes_tokens": round(sum(notes) / len(notes), 1),
                    "seconds": round(seconds, 1), "train_steps": steps,
                    "layer_weights": weights,  # RECALL: the new model's weight per layer
                    "rehearsal": info.get("rehearsal"), "data": info.get("data"),
                    "answers": [{"question": f.question, "expected": f.answer, "stale": f.stale, "reply": r,
-                                "served": a, "session": f.session, "kind": f.kind}
-                               for f, r, a in zip(asked, replies, as_served)]}
+                                "served": a, "served_lean": b, "session": f.session, "kind": f.kind}
+                               for f, r, a, b in zip(asked, replies, as_served, lean)]}
             rows.append(row)
             say(f"[{method}] session {k}: {summary(row)}")
     finally:
@@ -282,29 +303,42 @@ def run_method(method: str, base_home: Path, work: Path, sessions: dict[int, lis
     return rows
 
 
+def held_memories(home, version_id: int) -> set[int]:
+    """The memories a version's weights were verified to hold (memory off, a phrasing never trained)."""
+    return {r["memory_id"] for r in home.db.query(
+        "SELECT memory_id FROM memory_checks WHERE version = ? AND ok = 1", [version_id])}
+
+
+def _gate_figures(g: dict | None) -> dict | None:
+    if not g:
+        return None
+    return {k: g.get(k) for k in ("passed", "reasons", "acquisition", "retention", "retention_of", "held",
+                                  "verified", "drift", "base_drift")}
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
 def summary(row: dict) -> str:
     return (f"acquisition {_pct(row['acquisition'])}, retention {_pct(row['retention'])}, "
-            f"served {_pct(row['served'])}, stale {row['stale_served']}/{row['stale_weights']} of "
-            f"{row['corrections']}, drift {row['drift']:.3f}, notes {row['notes_tokens']:.0f} tokens, "
-            f"{row['seconds']:.0f}s")
+            f"served {_pct(row['served'])} (held notes left out: {_pct(row.get('served_lean'))}), "
+            f"stale {row['stale_served']}/{row['stale_weights']} of {row['corrections']}, drift {row['drift']:.3f}, "
+            f"notes {row['notes_tokens']:.0f} tokens ({row.get('notes_tokens_lean', 0):.0f}), {row['seconds']:.0f}s")
 
 
 def table(results: dict) -> str:
-    out = [f"{'method':<14} {'session':>7} {'acquisition':>11} {'retention':>9} {'served':>6} {'stale':>7} "
-           f"{'drift':>6} {'notes':>5} {'seconds':>7}"]
+    out = [f"{'method':<14} {'session':>7} {'acquisition':>11} {'retention':>9} {'served':>6} {'lean':>5} "
+           f"{'stale':>7} {'drift':>6} {'notes':>5} {'lean':>5} {'seconds':>7}"]
     for method, rows in results["methods"].items():
         for r in rows:
             stale = f"{r.get('stale_served', 0)}/{r.get('stale_weights', 0)}"
-            served = _pct(r.get("served"))
             out.append(f"{method:<14} {r['session']:>7} {_pct(r['acquisition']):>11} {_pct(r['retention']):>9} "
-                       f"{served:>6} {stale:>7} {r['drift']:>6.3f} {r.get('notes_tokens', 0):>5.0f} "
-                       f"{r['seconds']:>7.0f}")
-    out.append("(stale: corrected facts answered with the old value, as served / from the weights; "
-               "notes: prompt tokens of notes per request)")
+                       f"{_pct(r.get('served')):>6} {_pct(r.get('served_lean')):>5} {stale:>7} {r['drift']:>6.3f} "
+                       f"{r.get('notes_tokens', 0):>5.0f} {r.get('notes_tokens_lean', 0):>5.0f} {r['seconds']:>7.0f}")
+    out.append("(served: memory on, every note; lean: the notes of memories the weights were verified to hold "
+               "left out; stale: corrected facts answered with the old value, as served / from the weights; "
+               "notes: prompt tokens of notes per request, all / lean)")
     return "\n".join(out)
 
 
@@ -393,12 +427,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-results"))
     ap.add_argument("--max-steps", type=int, default=None, help="training steps per consolidation "
                     "(default: the consolidate_max_steps setting)")
-    ap.add_argument("--model", type=Path, default=None, help="start from this GGUF instead of the embedded SmolLM2")
+    ap.add_argument("--model", default=None, help="start from this preset (qwen2.5-coder-0.5b ...) or GGUF instead of "
+                    "the embedded SmolLM2")
     ap.add_argument("--append", action="store_true",
                     help="keep the other methods already in OUT/results.json (same facts file) in the table and plot")
     ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                     help="a clagent setting for every home, e.g. recall_temperature=0.25 (repeatable)")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="DIR", default=None,
+                    help="only combine the results.json of runs made apart (e.g. one method each, at once) "
+                         "into OUT: table, plot, targets")
     args = ap.parse_args(argv)
+    if args.combine:
+        try:
+            combine(args.combine, args.out)
+        except BenchError as e:
+            print(f"continual: {e}", file=sys.stderr)
+            return 2
+        return 0
     try:
         sessions = load_facts(args.facts)
         if args.sessions:
@@ -423,6 +468,30 @@ def main(argv: list[str] | None = None) -> int:
         print("continual: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def combine(folders: list[Path], out: Path) -> None:
+    """One results.json, table and plot from runs of the same facts file and settings."""
+    merged: dict = {}
+    for folder in folders:
+        try:
+            part = json.loads((folder / "results.json").read_text())
+        except (OSError, ValueError) as e:
+            raise BenchError(f"--combine: cannot read {folder / 'results.json'}: {e}") from None
+        if merged and (part.get("facts"), part.get("settings")) != (merged["facts"], merged["settings"]):
+            raise BenchError(f"--combine: {folder} was made with another facts file or settings")
+        if not merged:
+            merged = {**part, "methods": {}, "wall_seconds": {}}
+        merged["methods"].update(part.get("methods", {}))
+        merged["wall_seconds"].update(part.get("wall_seconds", {}))
+    order = [m for m in METHODS if m in merged["methods"]]
+    merged["methods"] = {m: merged["methods"][m] for m in order}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", merged)
+    plot(merged, out / "continual.png")
+    print(table(merged))
+    print(verdict(merged))
+    print(f"\nwrote {out / 'results.json'} and {out / 'continual.png'}")
 
 
 def run(args, sessions: dict[int, list[Fact]], methods: list[str]) -> None:

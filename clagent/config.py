@@ -68,13 +68,29 @@ class Settings:
     memory_margin: float = 0.25  # and no further than this below the best match
     memory_dedupe_similarity: float = 0.92  # a new memory this close to an old one updates it
     # Consolidation (slow weights). Defaults sized for the 135M model on 2 CPU cores.
-    consolidate_max_steps: int = 40
-    consolidate_max_seconds: float = 900.0
-    consolidate_batch_size: int = 4
+    consolidate_max_steps: int = 80
+    # Epochs over the training set (this run's new examples twice in each, rehearsal and notes once):
+    # the steps are what that takes, within consolidate_max_steps; what does not fit waits for the
+    # next run (new memories) or is left out (rehearsal). Fewer passes taught SmolLM2 far less
+    # (bench/continual.py: 3 of 8 facts at ~4 passes, 8 of 8 at ~6). 0: always consolidate_max_steps.
+    consolidate_epochs: float = 3.0
+    consolidate_max_seconds: float = 600.0
+    consolidate_batch_size: int = 8
     consolidate_learning_rate: float = 1e-3
     consolidate_max_tokens: int = 256  # per training example
+    # CPU threads for training (0: half the cores, at least one). The rest stay with the daemon's
+    # serving; on a busy 2-core machine two torch threads trained 5x slower than one (spin-waiting).
+    consolidate_threads: int = 0
     consolidate_min_interactions: int = 5  # without new memories or corrections, fewer is nothing to do
     lora_rank: int = 16
+    # all, attention, mlp, or a comma list of the architecture's module names (q_proj, ..., down_proj;
+    # Phi-3: qkv_proj, o_proj, gate_up_proj, down_proj)
+    lora_targets: str = "all"
+    # Anchoring: the weight of a KL term that keeps the next-token distributions on general prompts
+    # (clagent/data/replay_prompts.json) close to the base version's, kept from the first
+    # consolidation on (0: replay the parent's answers with cross-entropy instead).
+    consolidate_anchor_weight: float = 1.0
+    consolidate_anchor_batch: int = 2  # anchor prompts per training step
     merge_method: str = "recall"  # recall, replace, linear, task_arithmetic, ties (bench/continual.py compares them)
     merge_linear_weight: float = 0.5
     recall_clusters: int = 4  # typical samples for the RECALL merge (k-means over the new data)

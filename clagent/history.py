@@ -37,8 +37,25 @@ def _entry(row: dict) -> dict:
                 "final_loss": ((info.get("train") or {}).get("losses") or [None])[-1],
                 "acquisition": gate.get("acquisition"), "drift": gate.get("drift"),
             })
+            budget, reh = info.get("budget") or {}, info.get("rehearsal") or {}
+            out.update({"cut_by_time": bool(budget.get("cut_by_time")), "steps": budget.get("steps_done"),
+                        "steps_planned": budget.get("steps_planned"), "retention": gate.get("retention"),
+                        "base_drift": gate.get("base_drift"), "held": gate.get("held"),
+                        "verified": gate.get("verified"), "rehearsed": reh.get("rehearsed"),
+                        "rehearsal_left_out": reh.get("left_out"),
+                        "memories_left_out": (info.get("left_out") or {}).get("memories", 0)})
+            notes = []
+            if out["cut_by_time"]:
+                notes.append(f"training cut by its time budget at {out['steps']}/{out['steps_planned']} steps")
+            if out["memories_left_out"]:
+                notes.append(f"{out['memories_left_out']} new memories left for the next run")
+            if out["rehearsal_left_out"]:
+                notes.append(f"{out['rehearsal_left_out']} earlier memories not rehearsed")
+            if out["held"] is not None:
+                notes.append(f"weights hold {out['held']} of {out['verified']} memories")
             out["summary"] = (f"v{version} committed from v{out['parent']}: {out['examples']} examples, "
-                              f"merge {out['method']}" + (f", {out['seconds']:.0f}s" if out["seconds"] else ""))
+                              f"merge {out['method']}" + (f", {out['seconds']:.0f}s" if out["seconds"] else "")
+                              + "".join(f"; {n}" for n in notes))
         else:
             out["kind"] = "import"
             out["summary"] = f"v{version} imported from {info.get('source', '?')}"

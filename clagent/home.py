@@ -9,7 +9,7 @@ from pathlib import Path
 from clagent.config import Settings, resolve_home
 from clagent.errors import ClagentError
 from clagent.memory import db as dbmod
-from clagent.models import embedded, gguf_io
+from clagent.models import gguf_io, sources, templates
 from clagent.models.quantize import check_quant, quantize
 from clagent.models.registry import Registry, Version
 from clagent.private import make_private
@@ -70,48 +70,63 @@ class Home:
             self._registry = None
 
     # -- first start ------------------------------------------------------------------------------
-    def ensure_model(self, model_path: str | os.PathLike | None = None, verbose: bool = True) -> Version:
-        """Return the served version, initialising version 1 from ``model_path`` (or the embedded
-        default) when the home has none yet."""
+    def ensure_model(self, model: str | os.PathLike | None = None, verbose: bool = True) -> Version:
+        """Return the served version, initialising version 1 from ``model`` (a GGUF path,
+        ``ollama:NAME[:TAG]``, or None for the embedded default) when the home has none yet."""
         registry = self.registry
         registry.cleanup()
         served = registry.served()
         if served is not None:
-            if model_path is not None:
-                source = str(Path(model_path).resolve())
+            if model is not None:
+                label = sources.label(model)  # the home has its own copy: Ollama's may be gone
                 base = registry.lineage(served)[-1]
-                if base.info.get("source") != source:
+                if base.info.get("source") != label:
                     raise ClagentError(
                         f"home {self.path} already serves version {served.id} (from "
-                        f"{base.info.get('source', '?')}); use another --home to start from {model_path}"
+                        f"{base.info.get('source', '?')}); use another --home to start from {model}, "
+                        f"or add it to this home with: clagent models import {model}"
                     )
             return served
-        source = Path(model_path).resolve() if model_path else embedded.default_model_path()
-        return self.import_model(source, verbose=verbose)
+        return self.import_model(sources.resolve(model), verbose=verbose)
 
-    def import_model(self, source: Path, parent: int | None = None, verbose: bool = True,
-                     serve: bool = True) -> Version:
-        """Make a new version from any llama GGUF: an F16 master and the served quantization."""
+    def import_model(self, source: "sources.Source | Path", parent: int | None = None, verbose: bool = True,
+                     serve: bool = True, inside=None) -> Version:
+        """Make a new version from a GGUF of any supported architecture and quantization: an F16
+        master and the served quantization. Every check runs before anything is written."""
+        if not isinstance(source, sources.Source):
+            source = sources.Source(Path(source), str(source))
         quant = self.settings.quant
         registry = self.registry
-        reader = gguf_io.open_gguf(source)
-        spec = gguf_io.read_spec(reader)
+        described = sources.check(source)
+        reader = gguf_io.open_gguf(source.path)
+        spec = described.spec
+        fallback = None if described.has_chat_template else templates.fallback_for_gguf(reader)
         if verbose:
-            say(f"clagent: making version from {source} in {self.path}")
+            say(f"clagent: making a version from {source.label} ({spec.arch}, "
+                f"{gguf_io.human_parameters(described.parameters)} parameters, {described.quantization}) "
+                f"in {self.path}")
+            if fallback:
+                say(f"clagent: the model has no chat template; using clagent's {fallback.name!r} fallback template "
+                    f"(clagent/models/templates.py)")
         staging = registry.staging_dir()
         try:
-            _, tensors = gguf_io.read_gguf(reader, progress=Progress("reading model") if verbose else None)
             master = staging / MASTER_NAME
-            gguf_io.write_gguf(master, spec, tensors, template=reader,
-                               progress=Progress("writing F16 master") if verbose else None)
-            del tensors
+            # One tensor at a time: dequantized, written as F16, dropped (a whole 1.5B model is 7 GB).
+            gguf_io.write_gguf(master, spec, gguf_io.LazyTensors(reader), template=reader,
+                               chat_template=fallback.template if fallback else None,
+                               progress=Progress("writing the F16 master") if verbose else None)
             if verbose:
                 say(f"quantizing to {quant} ...")
             quantize(master, staging / served_name(quant), quant, self.settings.n_threads)
+            info = {"source": source.label, "spec": spec.to_dict(), "arch": spec.arch,
+                    "parameters": described.parameters, "source_quant": described.quantization,
+                    "model_name": described.name,
+                    "chat_template": f"fallback:{fallback.name}" if fallback else "model"}
+            if source.detail:
+                info["source_detail"] = source.detail
             return registry.commit(
                 staging, parent=parent, method="import", quant=quant,
-                master_name=MASTER_NAME, served_name=served_name(quant),
-                info={"source": str(source), "spec": spec.to_dict()}, serve=serve,
+                master_name=MASTER_NAME, served_name=served_name(quant), info=info, serve=serve, inside=inside,
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

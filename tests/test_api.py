@@ -23,7 +23,8 @@ def test_chat_completion_is_served_and_logged(daemon):
         model="clagent", messages=[{"role": "user", "content": "Hello there"}],
         max_tokens=8, temperature=0, seed=1, extra_headers={"X-Clagent-Conversation": "conv-a"},
     )
-    assert r.id.startswith("chatcmpl-") and r.model == "clagent-v1"
+    assert r.id.startswith("chatcmpl-") and r.model == "clagent"  # the name asked for
+    assert r.clagent_version == 1 and r.system_fingerprint == "clagent-v1"
     assert r.choices[0].message.role == "assistant"
     assert r.choices[0].finish_reason in ("stop", "length")
     assert 0 < r.usage.completion_tokens <= 8 and r.usage.prompt_tokens > 3
@@ -75,9 +76,10 @@ def test_stop_and_length(daemon):
 
 def test_models_health_status_feedback(daemon):
     client = daemon.openai()
-    assert [m.id for m in client.models.list().data] == ["clagent"]
+    assert [m.id for m in client.models.list().data] == ["clagent", "clagent-v1", "all-MiniLM-L6-v2"]
     assert httpx.get(f"{daemon.url}/health").json() == {"status": "ok", "version": 1}
     r = client.chat.completions.create(model="clagent-v1", messages=[{"role": "user", "content": "2+2?"}], max_tokens=4)
+    assert r.model == "clagent-v1"
     fb = httpx.post(f"{daemon.url}/v1/clagent/feedback",
                     json={"interaction_id": r.id, "rating": "down", "correction": "4"})
     assert fb.status_code == 200 and fb.json()["rating"] == -1

@@ -83,10 +83,30 @@ def test_a_run_on_the_tiny_model_writes_table_results_and_plot(tmp_path, tiny_gg
     assert results["methods"]["recall"][1]["drift"] > 0
     assert (out / "continual.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = p.stdout.splitlines()
-    assert table[0].split() == ["method", "session", "acquisition", "retention", "served", "stale", "drift", "notes",
-                                "seconds"]
+    assert table[0].split() == ["method", "session", "acquisition", "retention", "served", "lean", "stale", "drift",
+                                "notes", "lean", "seconds"]
     assert sum(line.split()[:1] == ["recall"] and line.split()[1].isdigit() for line in table if line.strip()) == 2
     for rows in results["methods"].values():  # as served (memory on), stale answers, notes tokens
         assert all(0 <= r["served"] <= 1 and r["stale_served"] >= 0 and r["notes_tokens"] >= 0 for r in rows)
     assert results["methods"]["recall"][1]["rehearsal"]["candidates"] >= 1  # session 1's memories
     assert "recall (the default) after session 2" in p.stdout
+    for r in results["methods"]["recall"]:  # both ways: every note, and those the weights hold left out
+        assert 0 <= r["served_lean"] <= 1 and 0 <= r["notes_tokens_lean"] <= r["notes_tokens"] + 1e-9
+        assert r["gate"]["verified"] >= 1 and r["held_memories"] == r["gate"]["held"]
+
+    # methods run apart (at once, in other folders) combine into one table and plot
+    single = tmp_path / "single"
+    single.mkdir()
+    only_recall = {**results, "methods": {"recall": results["methods"]["recall"]}}
+    (single / "results.json").write_text(json.dumps(only_recall))
+    only_none = tmp_path / "none"
+    only_none.mkdir()
+    (only_none / "results.json").write_text(json.dumps({**results, "methods": {"none": results["methods"]["none"]}}))
+    both = tmp_path / "both"
+    c = run_bench("--combine", str(single), str(only_none), "--out", str(both), timeout=120)
+    assert c.returncode == 0, c.stderr
+    assert list(json.loads((both / "results.json").read_text())["methods"]) == ["none", "recall"]
+    assert (both / "continual.png").exists() and "recall (the default) after session 2" in c.stdout
+    (only_none / "results.json").write_text(json.dumps({**results, "facts": "other.jsonl"}))
+    bad = run_bench("--combine", str(single), str(only_none), "--out", str(both), timeout=120)
+    assert bad.returncode == 2 and "another facts file" in bad.stderr

@@ -96,7 +96,7 @@ def test_a_second_consolidation_is_refused_while_one_runs(taught_home):
 
 
 def test_failed_gate_keeps_the_old_version_and_says_why(taught_home):
-    Settings(gate_min_acquisition=1.0, gate_max_drift=1e9, consolidate_max_steps=2,
+    Settings(gate_min_acquisition=1.0, gate_max_drift=1e9, consolidate_max_steps=2, consolidate_epochs=0,
              consolidate_batch_size=2).write(taught_home)
     before = snapshot(taught_home)
     p = run_cli("consolidate", "--home", str(taught_home), timeout=600)
@@ -124,6 +124,14 @@ def test_dry_run_changes_nothing(taught_home):
 def test_corrupt_master_and_bad_method(taught_home):
     p = run_cli("consolidate", "--home", str(taught_home), "--method", "magic")
     assert p.returncode == 1 and "unknown merge method 'magic'" in p.stderr
+    before = snapshot(taught_home)
+    settings = Settings.load(taught_home)
+    Settings(**{**settings.to_dict(), "lora_targets": "attention, qkv_proj"}).write(taught_home)  # Phi-3's, not llama's
+    p = run_cli("consolidate", "--home", str(taught_home))
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "replaying" not in p.stderr + p.stdout
+    assert "setting 'lora_targets': unknown LoRA target 'qkv_proj' for llama models" in p.stderr
+    assert snapshot(taught_home) == before
+    settings.write(taught_home)
     master = taught_home / "models" / "v1" / "master.f16.gguf"
     master.write_bytes(master.read_bytes()[:50_000])
     before = snapshot(taught_home)
@@ -199,8 +207,8 @@ def test_recall_merge_in_the_pipeline_stores_per_layer_weights(taught_home):
 
 
 def test_recall_merges_earlier_versions_as_extra_experts(taught_home, embedder):
-    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=2, consolidate_batch_size=2,
-             merge_method="recall", recall_extra_versions=2).write(taught_home)
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=2, consolidate_epochs=0,
+             consolidate_batch_size=2, merge_method="recall", recall_extra_versions=2).write(taught_home)
     first = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     assert set(json.loads(first.stdout)["info"]["merge"]["weights"]) == {"base", "tuned"}  # v1 has no ancestor
@@ -244,7 +252,7 @@ def test_verification_rehearsal_and_drift_from_the_base_across_two_runs(taught_h
     con.commit()
     con.close()
     Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, gate_min_retention=1.0, consolidate_max_steps=2,
-             consolidate_batch_size=2).write(taught_home)
+             consolidate_epochs=0, consolidate_batch_size=2).write(taught_home)
     before = snapshot(taught_home)
     failed = run_cli("consolidate", "--home", str(taught_home), timeout=600)
     assert failed.returncode == 2 and "retention 0.00 of 2 earlier memories is below 1.00" in failed.stdout, \
@@ -256,7 +264,8 @@ def test_verification_rehearsal_and_drift_from_the_base_across_two_runs(taught_h
 
     # Room to rehearse one earlier memory only: the other is left out, and the run says so.
     Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, gate_max_base_drift=1e9, consolidate_max_steps=2,
-             consolidate_batch_size=2, rehearse_max_memories=1, gate_min_retention=0.0).write(taught_home)
+             consolidate_epochs=0, consolidate_batch_size=2, rehearse_max_memories=1,
+             gate_min_retention=0.0).write(taught_home)
     second = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
     assert second.returncode == 0 and json.loads(second.stdout)["status"] == "committed", second.stderr[-2000:]
     assert "left out this run" in second.stderr
@@ -274,3 +283,60 @@ def test_verification_rehearsal_and_drift_from_the_base_across_two_runs(taught_h
     assert f"v3 holds {st['held']} of 3 memories (verified 3)" in text and "rehearsed 1 of 2 earlier" in text
     shown = " ".join(run_cli("models", "--home", str(taught_home), "--show", "3").stdout.split())
     assert "verified: the weights answered" in shown and "rehearsal: 1 of 2 earlier memories" in shown
+
+
+def test_thousands_of_memories_are_learned_over_several_runs(taught_home, embedder):
+    """2,000 memories (one of them very long): the run learns the oldest that fit its steps and says
+    how many wait for the next run (they stay in the store, and in the notes); the history says so."""
+    from clagent.memory import store
+
+    home = Home.open(taught_home)
+    texts = [f"The user's locker number {i} is {1000 + i}." for i in range(2000)]
+    texts[7] = "The user's garden shed is painted " + "very " * 3000 + "green."
+    vectors = embedder.encode([t[:300] for t in texts])
+    for t, v in zip(texts, vectors):
+        store.insert(home.db, text=t, index_text=t, kind="fact", key=None, source="api", embedding=v)
+    home.close()
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=40,
+             consolidate_batch_size=2).write(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "committed", out["message"]
+    info = out["info"]
+    waiting = info["left_out"]["memories"]
+    assert waiting > 1900 and "wait for the next" in p.stderr
+    learned = info["data"]["memories"]
+    assert learned + waiting == 2002  # the taught home's two, and the 2,000
+    con = sqlite3.connect(taught_home / "clagent.db")
+    absorbed = con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version = 2").fetchone()[0]
+    still = con.execute("SELECT COUNT(*) FROM memories WHERE consolidated_version IS NULL AND status = 'active'"
+                        ).fetchone()[0]
+    con.close()
+    assert absorbed == learned and still == waiting  # nothing lost: the rest waits, active
+    hist = " ".join(run_cli("history", "--home", str(taught_home)).stdout.split())
+    assert f"{waiting} new memories left for the next run" in hist
+    # the next run takes the next ones
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=900)
+    assert p.returncode == 0 and json.loads(p.stdout)["info"]["left_out"]["memories"] < waiting, p.stderr[-2000:]
+
+
+def test_failed_gate_in_json_mode_exits_non_zero(taught_home):
+    Settings(gate_min_acquisition=1.0, gate_max_drift=1e9, consolidate_max_steps=2, consolidate_epochs=0,
+             consolidate_batch_size=2).write(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), "--json", timeout=600)
+    assert p.returncode == 2, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    assert out["status"] == "gate_failed" and out["version"] is None and "acquisition" in out["message"]
+
+
+def test_a_run_cut_by_its_time_budget_says_so(taught_home):
+    Settings(gate_min_acquisition=0.0, gate_max_drift=1e9, consolidate_max_steps=100_000, consolidate_epochs=0,
+             consolidate_batch_size=2, consolidate_max_seconds=1).write(taught_home)
+    p = run_cli("consolidate", "--home", str(taught_home), timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "training stopped at" in p.stderr and "time budget" in p.stderr
+    hist = " ".join(run_cli("history", "--home", str(taught_home)).stdout.split())
+    assert "training cut by its time budget at" in hist and "/100000 steps" in hist
+    shown = " ".join(run_cli("models", "--home", str(taught_home), "--show", "2").stdout.split())
+    assert "cut: training stopped at" in shown

@@ -26,7 +26,7 @@ SESSION2 = ["My cat is called Mochi.", "My sister is called Ines."]
 def ask(client, question, **kw):
     r = client.chat.completions.create(model="clagent", temperature=0, max_tokens=32, extra_body={"memory": False},
                                        messages=[{"role": "user", "content": question}], **kw)
-    return r.choices[0].message.content, r.model
+    return r.choices[0].message.content, r.system_fingerprint  # "clagent-vN": the version that answered
 
 
 def test_consolidation_teaches_the_weights_and_forgets_the_raw_history(smollm2_home):

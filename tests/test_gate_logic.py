@@ -47,3 +47,14 @@ def test_rehearsal_puts_what_the_served_version_forgot_first():
     chosen, left = choose_rehearsal(cands, known, 4)
     assert [m["id"] for m in chosen] == [1, 4, 3, 5] and [m["id"] for m in left] == [0, 2]
     assert choose_rehearsal(cands, known, 0) == ([], cands)
+
+
+def test_new_memories_beyond_the_room_wait_for_the_next_run():
+    from clagent.updater.pipeline import fit_new_memories
+
+    mems = [{"id": i, "text": f"The user's sister number {i} lives in Porto.", "kind": "fact", "key": None,
+             "question": None, "index_text": "x"} for i in range(10)]
+    learned, waiting = fit_new_memories(mems, 0, 39, notes=True)  # 2 x 6 + 1 examples each
+    assert [m["id"] for m in learned] == [0, 1, 2] and [m["id"] for m in waiting] == list(range(3, 10))
+    assert fit_new_memories(mems, 100, 5, notes=False)[0] == mems[:1]  # at least one is learned
+    assert fit_new_memories(mems, 0, 10_000, notes=False) == (mems, [])

@@ -34,7 +34,7 @@ def served(home_path) -> int:
 def answer(url: str) -> tuple[str, str]:
     r = httpx.post(f"{url}/v1/chat/completions", json=ASK, timeout=120)
     assert r.status_code == 200, r.text
-    return r.json()["choices"][0]["message"]["content"], r.json()["model"]
+    return r.json()["choices"][0]["message"]["content"], f"clagent-v{r.json()['clagent_version']}"
 
 
 def test_rollback_through_the_api_while_requests_are_in_flight(taught_home):
@@ -78,7 +78,7 @@ def test_rollback_through_the_api_while_requests_are_in_flight(taught_home):
 
         # the served model is v1 again: same answer as before the consolidation, byte for byte
         assert answer(daemon.url) == v1_answer
-        assert httpx.get(f"{daemon.url}/v1/models").json()["data"][0]["root"] == "clagent-v1"
+        assert httpx.get(f"{daemon.url}/v1/models").json()["data"][0]["clagent_version"] == 1
         assert served(taught_home) == 1
 
         # bad rollbacks: clear errors, nothing changes

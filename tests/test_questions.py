@@ -37,8 +37,49 @@ def test_split_into_subject_verb_object(text, subject, verb, obj):
 def test_any_sentence_becomes_natural_questions(text, wanted):
     qs = questions_for("fact", None, text)
     assert wanted in qs and 3 <= len(qs) <= 6 and len(set(qs)) == len(qs)
-    assert any(q.startswith(("What do you know about", "Tell me")) for q in qs)  # a generic form too
     assert all(q[0].isupper() and q.endswith(("?", ".")) for q in qs)
+    generic = [q for q in qs if q.startswith(("What do you know about", "Tell me about", "Remind me about",
+                                              "Tell me something"))]
+    # "What do you know about me?" fits every fact about the user: only other subjects get it
+    assert not generic if text.startswith(("The user ", "The user's")) and " my " not in " " + wanted else True
+
+
+@pytest.mark.parametrize("text, wanted", [
+    # the world and work, as users state them
+    ("The capital of Freedonia is Sylvania Port.", "What is the capital of Freedonia?"),
+    ("The river Oskel flows through Brennhall.", "What does the river Oskel flow through?"),
+    ("The Orvane bridge was built in 1887.", "When was the Orvane bridge built?"),
+    ("The design review is led by Anwen Price.", "Who is the design review led by?"),
+    ("The observatory was founded by Cassius Lorne.", "Who founded the observatory?"),
+    ("The Oskel festival takes place in October.", "When does the Oskel festival take place?"),
+    ("The billing service is written in Zephyrscript.", "What is the billing service written in?"),
+    ("The quarterly report is due on the 14th.", "When is the quarterly report due?"),
+    ("The production database runs on host orca-12.", "What does the production database run on?"),
+    ("The user's team's standup is at 9:40.", "What time is my team's standup?"),
+    ("The user's deploys happen on Thursdays.", "When do my deploys happen?"),
+    ("The tallest mountain in Quelland is Mount Arvik.", "Which is the tallest mountain in Quelland?"),
+    # people are asked with who; what the user is doing; where they were born
+    ("The user's manager is called Dorothea Pike.", "Who is my manager?"),
+    ("The user's biggest client is Marlowe Freight.", "Who is my biggest client?"),
+    ("The user is learning Icelandic.", "What am I learning?"),
+    ("The user was born in Halloran Bay.", "Where was I born?"),
+    # two clauses: the one with the value; "it" is what the clause before named
+    ("The user moved, the user lives in Corravin now.", "Where do I live?"),
+    ("The user's team renamed the staging server, it is called atlas-9 now.", "What is the staging server called?"),
+])
+def test_statements_about_work_and_the_world_become_questions(text, wanted):
+    qs = questions_for("fact", None, text)
+    assert wanted in qs and 3 <= len(qs) <= 6, qs
+    assert not any(" now?" in q or "It " in q for q in qs)
+
+
+def test_the_held_out_phrasing_is_a_specific_question():
+    for text in ["The user's sister lives in Porto.", "The user drives a Prius.", "The user is allergic to kiwis.",
+                 "The capital of Freedonia is Sylvania Port.", "The user's deploys happen on Thursdays."]:
+        trained, held = split_for_training(questions_for("fact", None, text))
+        assert held and not held.startswith(("What do you know about", "Tell me about", "Remind me about",
+                                             "Tell me something")), (text, held)
+        assert held not in trained
 
 
 def test_generic_questions_name_the_subject():
@@ -97,6 +138,23 @@ def test_user_statements_skip_questions_requests_and_hypotheticals():
                                   "Please write a poem. If I won I would buy a boat.")
     assert got == ["The user lives in Lisbon.", "The user's sister is called Ana."]
     assert dataset.user_statements("Can you help me with my essay?") == []
+
+
+@pytest.mark.parametrize("said, stated", [
+    ("Our staging server is called atlas-7.", "The user's staging server is called atlas-7."),
+    ("The river Oskel flows through Brennhall.", "The river Oskel flows through Brennhall."),
+    ("Correction: my manager is now Bertrand Osei.", "The user's manager is now Bertrand Osei."),
+    ("FYI the billing service is written in Zephyrscript.", "The billing service is written in Zephyrscript."),
+    ("The author of The Salt Cartographer is Imre Vashti.", "The author of The Salt Cartographer is Imre Vashti."),
+])
+def test_statements_about_work_and_the_world_are_statements_too(said, stated):
+    assert dataset.user_statements(said) == [stated]
+
+
+@pytest.mark.parametrize("said", ["I'm so tired today.", "Thanks, that helps!", "Maybe we should go to Rome?",
+                                  "Imagine if cats could talk.", "Write a haiku about autumn."])
+def test_moods_thanks_questions_hypotheticals_and_requests_are_not(said):
+    assert dataset.user_statements(said) == []
 
 
 SYSTEM = "You are a helpful assistant."

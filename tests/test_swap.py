@@ -43,7 +43,7 @@ def test_swap_under_concurrent_load_fails_nothing_and_logs_everything(tiny_home,
         assert httpx.get(f"{daemon.url}/health").json()["version"] == 2
         after = daemon.openai().chat.completions.create(model="clagent", max_tokens=2,
                                                         messages=[{"role": "user", "content": "hi"}])
-        assert after.model == "clagent-v2"
+        assert after.model == "clagent" and after.clagent_version == 2
 
         con = sqlite3.connect(tiny_home / "clagent.db")
         logged = con.execute("SELECT version, COUNT(*) FROM interactions GROUP BY version").fetchall()
@@ -69,6 +69,6 @@ def test_swap_to_a_corrupt_version_keeps_the_old_one(tiny_home, tiny_gguf_b):
         assert httpx.get(f"{daemon.url}/health").json()["version"] == 1
         ok = httpx.post(f"{daemon.url}/v1/chat/completions", timeout=60,
                         json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
-        assert ok.status_code == 200 and ok.json()["model"] == "clagent-v1"
+        assert ok.status_code == 200 and ok.json()["clagent_version"] == 1
     finally:
         daemon.stop()

@@ -51,16 +51,36 @@ def cli():
 @home_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8765).")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="GGUF to start a new home from (default: the embedded SmolLM2-135M-Instruct).")
+@click.option("--model", "model_path", default=None, metavar="PRESET|PATH|ollama:NAME[:TAG]",
+              help="Model to start a new home from: a preset (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b: "
+                   "`clagent models presets`), a GGUF file, or a model in your Ollama store "
+                   "(default: the embedded SmolLM2-135M-Instruct).")
 def serve(home, host, port, model_path):
     """Run the daemon: OpenAI-compatible API on the served model version."""
     from clagent.daemon.server import serve as run_server
 
     if port is not None and not 0 <= port <= 65535:
         raise ClagentError(f"port must be between 0 and 65535, got {port}")
+    if model_path is not None and not _home_has_db(home):
+        _checked_source(model_path)  # a bad model leaves no half-made home behind
     h = Home.open(home, host=host, port=port)
     run_server(h, model_path)
+
+
+def _home_has_db(home) -> bool:
+    from clagent.config import resolve_home
+    from clagent.memory.db import DB_FILE
+
+    return (resolve_home(home) / DB_FILE).exists()
+
+
+def _checked_source(model):
+    """The model a user named, resolved (Ollama names to their blob) and checked (architecture,
+    tensors, not truncated, not split, not a vision model) before anything is written."""
+    from clagent.models import sources
+
+    source = sources.resolve(model)
+    return source, sources.check(source)
 
 
 def _client(home, url) -> Client:
@@ -112,7 +132,7 @@ def status(home, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def models(ctx, home, show, as_json):
-    """The registered model versions (and `models prune`)."""
+    """The registered model versions (and `models import`, `models prune`)."""
     if ctx.invoked_subcommand is not None:
         return
     h = Home.open(home, create=False)
@@ -125,6 +145,8 @@ def models(ctx, home, show, as_json):
         from clagent.status import weights_summary
 
         d["weights"] = weights_summary(h, v.id, v.info.get("gate") or {})
+        d.update(_model_facts(v))
+        d["origin"] = _origin(registry, v)
         click.echo(json.dumps(d, indent=2) if as_json else render.version(d))
         return
     served = registry.served()
@@ -133,8 +155,90 @@ def models(ctx, home, show, as_json):
         d = v.to_dict()
         d["served"] = served is not None and v.id == served.id
         d["disk_bytes"] = registry.disk_usage(v)
+        d.update(_model_facts(v))
+        d["origin"] = _origin(registry, v)
         rows.append(d)
     click.echo(json.dumps(rows, indent=2) if as_json else render.models(rows))
+
+
+def _origin(registry, version) -> dict:
+    """Where a version came from: the model it was imported from (a preset with its packages and
+    sha256, a file, an Ollama name, the embedded model), or the version it was consolidated from
+    and that lineage's base model."""
+    if version.method != "consolidation":
+        return {"kind": "import", "source": version.info.get("source"), **(version.info.get("source_detail") or {})}
+    base = registry.lineage(version)[-1]
+    return {"kind": "consolidation", "parent": version.parent, "base": base.id, "source": base.info.get("source")}
+
+
+def _model_facts(version) -> dict:
+    """Architecture and parameter count of a version (from its spec; versions made before other
+    families were supported are llama)."""
+    from clagent.models.architectures import ModelSpec, parameter_count
+
+    spec = version.info.get("spec")
+    if not spec:
+        return {"arch": None, "parameters": None}
+    try:
+        s = ModelSpec.from_dict(spec)
+        return {"arch": s.arch, "parameters": version.info.get("parameters") or parameter_count(s)}
+    except (ClagentError, TypeError, ValueError, ZeroDivisionError):
+        return {"arch": spec.get("arch", "llama"), "parameters": version.info.get("parameters")}
+
+
+@models.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_presets(as_json):
+    """The named models `--model` takes, whether their packages are installed, and how to install them."""
+    from clagent.models import presets
+
+    rows = []
+    for name in presets.names():
+        p = presets.PRESETS[name]
+        missing = len(presets.missing_parts(p))
+        cached = presets.cached_path(p)
+        rows.append({**p.describe(), "installed": missing == 0, "parts_missing": missing,
+                     "assembled": str(cached) if cached.is_file() else None, "install": p.install})
+    click.echo(json.dumps(rows, indent=2) if as_json else render.presets(rows))
+
+
+@models.command("import")
+@click.argument("model", metavar="PRESET|PATH|ollama:NAME[:TAG]")
+@home_option
+@click.option("--serve/--no-serve", "serve_it", default=True, show_default=True,
+              help="Serve the new version now (a running daemon switches to it).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def import_model(model, home, serve_it, as_json):
+    """Add a model to the home as a new base version: a preset, a GGUF file or a model from your Ollama store."""
+    from clagent.handoff import serve_version
+    from clagent.updater.pipeline import is_running
+
+    source, described = _checked_source(model)
+    h = Home.open(home)
+    if is_running(h.path):
+        raise ClagentError("a consolidation is running on this home; import the model once it has finished")
+
+    def release(db, version_id: int) -> None:
+        # The new model has no ancestors: what earlier versions absorbed is learned again by its
+        # first consolidation (as after a rollback).
+        db.execute("UPDATE memories SET consolidated_version = NULL WHERE consolidated_version IS NOT NULL")
+
+    version = h.import_model(source, verbose=not as_json, serve=serve_it, inside=release if serve_it else None)
+    swapped = serve_version(h.path, version.id) if serve_it else False
+    out = {"version": version.id, "source": source.label, "arch": described.arch,
+           "parameters": described.parameters, "source_quant": described.quantization, "quant": version.quant,
+           "served": serve_it, "hot_swapped": swapped, "chat_template": version.info.get("chat_template")}
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    from clagent.models.gguf_io import human_parameters
+
+    click.echo(f"v{version.id} imported from {source.label}: {described.arch}, "
+               f"{human_parameters(described.parameters)} parameters, {described.quantization} -> {version.quant}")
+    if serve_it:
+        click.echo("now served by the running daemon" if swapped else "served when the daemon starts")
+    else:
+        click.echo(f"not served; serve it with: clagent rollback {version.id}")
 
 
 @cli.command()
@@ -214,6 +318,8 @@ def consolidate(home, dry_run, max_steps, max_seconds, method, as_json, trigger)
     if as_json:
         click.echo(json.dumps({"status": out.status, "version": out.version, "parent": out.parent,
                                "message": out.message, "info": out.info}, indent=2))
+        if out.status == "gate_failed":  # the outcome is in the JSON; the exit status says it too
+            sys.exit(2)
         return
     click.echo(out.message)
     if out.status in ("committed", "gate_failed"):

@@ -164,6 +164,12 @@ def _last_run(c: dict) -> list[str]:
             if reh.get("left_out"):
                 text += f" ({reh['left_out']} left out: {reh.get('why_left_out')})"
             lines += _field("", text)
+        budget, waiting = last.get("budget") or {}, (last.get("left_out") or {}).get("memories")
+        if budget.get("cut_by_time"):
+            lines += _field("", f"training cut by its time budget at {budget.get('steps_done')}/"
+                                f"{budget.get('steps_planned')} steps")
+        if waiting:
+            lines += _field("", f"{waiting} new memories wait for the next run (in the notes meanwhile)")
         merge = last.get("merge") or {}
         weights = (merge.get("weights") or {}).get("tuned")
         if weights:
@@ -194,15 +200,62 @@ def history(rows: list[dict]) -> str:
 def models(rows: list[dict]) -> str:
     if not rows:
         return "no versions yet (the first `clagent serve` creates version 1)"
-    out = [f"{'':1} {'version':<8} {'parent':<7} {'method':<14} {'merge':<16} {'size':>10}  created"]
+    from clagent.models.gguf_io import human_parameters
+
+    out = [f"  {'ver':<4} {'parent':<6} {'method':<13} {'merge':<7} {'arch':<6} {'params':>6} {'quant':<6} "
+           f"{'size':>10} {'created':>11}"]
     for r in rows:
         mark = "*" if r["served"] else " "
         parent = f"v{r['parent']}" if r["parent"] else "-"
         merge = ((r.get("info") or {}).get("merge") or {}).get("method", "-")
+        merge = {"task_arithmetic": "task-ar"}.get(merge, merge)[:7]
         size = "pruned" if r.get("pruned_at") else human_bytes(r["disk_bytes"])
-        out.append(f"{mark} {'v' + str(r['id']):<8} {parent:<7} {r['method']:<14} {merge:<16} "
-                   f"{size:>10}  {_local(r['created_at'])}")
+        params = human_parameters(r["parameters"]) if r.get("parameters") else "?"
+        out.append(f"{mark} {'v' + str(r['id']):<4} {parent:<6} {r['method']:<13} {merge:<7} "
+                   f"{(r.get('arch') or '?'):<6} {params:>6} {r['quant']:<6} {size:>10} {_local(r['created_at'])[5:]:>11}")
     out.append("(* = served)")
+    for r in rows:
+        if (r.get("origin") or {}).get("kind") == "import":
+            out += textwrap.wrap(f"v{r['id']} from {origin(r['origin'])}", width=80, subsequent_indent="    ",
+                                 break_on_hyphens=False)
+    return "\n".join(out)
+
+
+def source_name(source: str | None) -> str:
+    """A version's recorded source as a person reads it."""
+    if not source:
+        return "?"
+    if source.startswith("preset:"):
+        return f"preset {source[len('preset:'):]}"
+    if source.startswith("ollama:"):
+        return source
+    from clagent.models import embedded
+
+    if source.endswith(embedded.FILENAME) and embedded.PACKAGE in source:
+        return f"the embedded {embedded.NAME} ({embedded.PACKAGE} package)"
+    return f"file {source}"
+
+
+def origin(o: dict) -> str:
+    """Where a version came from, in one sentence."""
+    if o.get("kind") == "consolidation":
+        return f"consolidated from v{o['parent']} (lineage base v{o['base']}: {source_name(o.get('source'))})"
+    text = source_name(o.get("source"))
+    if o.get("preset"):
+        text += (f": {o['model']}, {o['file']} sha256 {o['sha256'][:12]}... (verified), assembled from "
+                 f"{o['packages']}; licence {o['licence']}")
+    return text
+
+
+def presets(rows: list[dict]) -> str:
+    out = [f"  {'preset':<20} {'size':>8}  {'state':<13} model"]
+    for r in rows:
+        state = "assembled" if r["assembled"] else "installed" if r["installed"] else "not installed"
+        out.append(f"  {r['preset']:<20} {human_bytes(r['bytes']):>8}  {state:<13} {r['model']}")
+    out.append("use: clagent serve --model PRESET (a new home), or clagent models import PRESET")
+    for r in rows:
+        if not r["installed"]:
+            out.append(f"install {r['preset']}: {r['install']}")
     return "\n".join(out)
 
 
@@ -211,15 +264,17 @@ def logs(rows: list[dict]) -> str:
         return "no interactions logged (or all were consolidated)"
     out = []
     for r in rows:
-        user = next((m["content"] for m in reversed(r["messages"]) if m["role"] == "user"), "")
+        completion = r.get("kind") == "completion"
+        user = next((m["content"] for m in reversed(r["messages"]) if m["role"] == ("prompt" if completion else "user")),
+                    "")
         rating = {1: " [+1]", -1: " [-1]"}.get(r["rating"], "")
         tps = ""
         if r.get("total_ms") and r.get("completion_tokens"):
             tps = f", {r['completion_tokens'] / (r['total_ms'] / 1000):.1f} tok/s"
         out.append(f"{_short_time(r['created_at'])}  {r['id']}  v{r['version']}{rating}")
-        out.append(f"  conversation {r['conversation_id']}, {r['prompt_tokens']}+{r['completion_tokens']} "
-                   f"tokens{tps}, {r['finish_reason']}")
-        out.append(textwrap.shorten(f"  you: {user}", width=78, placeholder=" ..."))
+        where = "raw completion" if completion else f"conversation {r['conversation_id']}"
+        out.append(f"  {where}, {r['prompt_tokens']}+{r['completion_tokens']} tokens{tps}, {r['finish_reason']}")
+        out.append(textwrap.shorten(f"  {'prompt' if completion else 'you'}: {user}", width=78, placeholder=" ..."))
         out.append(textwrap.shorten(f"  clagent: {r['response']}", width=78, placeholder=" ..."))
         if r.get("correction"):
             out.append(textwrap.shorten(f"  correction: {r['correction']}", width=78, placeholder=" ..."))
@@ -247,8 +302,19 @@ def consolidation(info: dict) -> str:
         f"training:  {t['steps']} steps on {t['device']} in {t['seconds']:.0f}s "
         f"({t['tokens_per_second']:.0f} tokens/s), loss {t['losses'][0]:.2f} -> {t['losses'][-1]:.2f}",
         f"loss:      {sparkline(t['losses'])}",
-        f"merge:     {info['merge']['method']}",
     ]
+    if t.get("anchors"):
+        kl = t.get("anchor_kl") or []
+        lines.append(f"anchored:  to the base on {t['anchors']} general prompts (KL weight "
+                     f"{t.get('anchor_weight'):g}" + (f", at most {max(kl):.3f}" if kl else "") + ")")
+    budget = info.get("budget") or {}
+    if budget.get("cut_by_time"):
+        lines.append(f"cut:       training stopped at {budget.get('steps_done')}/{budget.get('steps_planned')} "
+                     f"steps (time budget {budget.get('seconds'):.0f}s)")
+    waiting = (info.get("left_out") or {}).get("memories")
+    if waiting:
+        lines.append(f"waiting:   {waiting} new memories did not fit; the next run learns them")
+    lines.append(f"merge:     {info['merge']['method']}")
     if g:
         acq = "n/a" if g["acquisition"] is None else f"{g['acquisition']:.0%}"
         drift = "n/a" if g["drift"] is None else f"{g['drift']:.3f}"
@@ -299,6 +365,20 @@ def version(d: dict) -> str:
                 names = ["emb"] + [f"L{i}" for i in range(1, len(values))]  # the head shares the last
                 pairs = "  ".join(f"{n}\u00a0{v:.2f}" for n, v in zip(names, values))  # kept on one line
                 lines += [ln.replace("\u00a0", " ") for ln in _field(f"  {name}", pairs)]
+    if d.get("origin"):
+        lines += _field("from", origin(d["origin"]))
     elif info.get("source"):
         lines.append(f"source:    {info['source']}")
+    if d.get("arch"):
+        from clagent.models.gguf_io import human_parameters
+
+        facts = [d["arch"]]
+        if d.get("parameters"):
+            facts.append(f"{human_parameters(d['parameters'])} parameters")
+        if info.get("source_quant"):
+            facts.append(f"imported from {info['source_quant']}")
+        template = info.get("chat_template")
+        if template and template.startswith("fallback:"):
+            facts.append(f"chat template: clagent's {template.split(':', 1)[1]} fallback (the model has none)")
+        lines.append("model:     " + ", ".join(facts))
     return "\n".join(lines)

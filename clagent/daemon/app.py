@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import threading
 import time
@@ -14,31 +13,29 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from clagent.daemon.engine import Engine, Generation
+from clagent.daemon.catalog import Catalog
+from clagent.daemon.embeddings import Embeddings
+from clagent.daemon.engine import Engine
 from clagent.daemon.errors import APIError, error_response
 from clagent.daemon.guard import Guard, Policy
 from clagent.daemon.metrics import Metrics, MetricsMiddleware
 from clagent.daemon.operations import operations_router
+from clagent.daemon.runs import CONVERSATION_HEADER, ChatRun, CompletionRun, respond
 from clagent.daemon.scheduler import Scheduler
-from clagent.daemon.schemas import ChatRequest, json_body, optional_json_object, parse_chat_request
+from clagent.daemon.schemas import (json_body, optional_json_object, parse_chat_request, parse_completion_request,
+                                    parse_embedding_request)
 from clagent.errors import ClagentError
 from clagent.home import Home
 from clagent.memory import store as memory_store
-from clagent.memory.interactions import (Interaction, delete_interactions, get_interaction, log_interaction,
-                                        recent_interactions, set_feedback)
-from clagent.memory.manager import MemoryManager, Recall
-from clagent.memory.retrieve import with_memory
+from clagent.memory.interactions import delete_interactions, get_interaction, recent_interactions, set_feedback
+from clagent.memory.manager import MemoryManager
 from clagent.status import collect_status
 
-MODEL_ALIAS = "clagent"
-CONVERSATION_HEADER = "x-clagent-conversation"
 MEMORY_HEADER = "x-clagent-memory"  # "off" disables memory for one request
-MEMORIES_USED_HEADER = "x-clagent-memories-used"
-LEARN_WAIT_S = 5.0
 
 
 @dataclass
@@ -79,12 +76,8 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
         traceback.print_exception(exc, file=sys.stderr)
         return error_response(500, f"internal error: {type(exc).__name__}")
 
-    def check_model(name: str | None) -> None:
-        served = engine.version
-        if name in (None, "", MODEL_ALIAS, f"{MODEL_ALIAS}-v{served}"):
-            return
-        raise APIError(404, f"the model {name!r} does not exist; this daemon serves {MODEL_ALIAS!r} "
-                            f"(currently {MODEL_ALIAS}-v{served})", param="model", code="model_not_found")
+    catalog = Catalog(home, lambda: engine.version, int(time.time()))
+    embeddings = Embeddings(memory.embedder if memory is not None else None)
 
     @app.get("/health")
     def health():
@@ -96,39 +89,43 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
 
     @app.get("/v1/models")
     def models():
-        return {"object": "list", "data": [{
-            "id": MODEL_ALIAS, "object": "model", "created": int(time.time()), "owned_by": "clagent",
-            "version": engine.version, "root": f"{MODEL_ALIAS}-v{engine.version}",
-        }]}
+        return {"object": "list", "data": catalog.listing()}
+
+    @app.get("/v1/models/{model_id:path}")
+    def model(model_id: str):
+        return catalog.describe(model_id)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        req = parse_chat_request(await json_body(request), settings.max_tokens_limit)
-        check_model(req.model)
-        if req.max_tokens is None:
-            req.max_tokens = settings.default_max_tokens
+        req = parse_chat_request(await json_body(request), settings.max_tokens_limit, settings.default_max_tokens)
+        name = catalog.chat_name(req.model)
         conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or f"conv-{uuid.uuid4().hex}"
         if request.headers.get(MEMORY_HEADER, "").lower() in ("off", "0", "false", "no"):
             req.memory = False
-        run = _Run(engine, home, req, conversation, asyncio.get_running_loop(), settings.system_prompt, memory,
-                   metrics)
-        run.start()
+        run = ChatRun(engine, home, req, name, asyncio.get_running_loop(), conversation, settings.system_prompt,
+                      memory, metrics)
+        return await respond(request, run, req.stream)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        req = parse_completion_request(await json_body(request), settings.max_tokens_limit,
+                                       settings.default_max_tokens)
+        name = catalog.chat_name(req.model)
+        conversation = req.conversation_id or request.headers.get(CONVERSATION_HEADER) or None
+        run = CompletionRun(engine, home, req, name, asyncio.get_running_loop(), conversation, metrics)
+        return await respond(request, run, req.stream)
+
+    @app.post("/v1/embeddings")
+    async def create_embeddings(request: Request):
+        req = parse_embedding_request(await json_body(request))
+        name = catalog.embedding_name(req.model)
         try:
-            kind, payload = await run.events.get()
-        except asyncio.CancelledError:
-            run.cancelled.set()
-            raise
-        if kind == "error":
-            return payload.response()
-        headers = {CONVERSATION_HEADER: conversation,
-                   MEMORIES_USED_HEADER: ",".join(str(i) for i in run.recall.ids)}
-        if req.stream:
-            return StreamingResponse(run.sse(payload), media_type="text/event-stream", headers=headers)
-        try:
-            gen = await run.finish()
-        finally:
-            run.cancelled.set()
-        return JSONResponse(run.completion_body(gen), headers=headers)
+            vectors, tokens = await asyncio.to_thread(embeddings.embed, req)
+        except ClagentError as e:
+            raise APIError(503, f"the embedding model is unavailable: {e}") from None
+        metrics.embedding_inputs.inc(len(req.inputs))
+        metrics.embedding_tokens.inc(tokens)
+        return embeddings.body(vectors, tokens, name, req.encoding_format)
 
     @app.get("/v1/clagent/status")
     def status():
@@ -299,160 +296,3 @@ def create_app(home: Home, engine: Engine, info: DaemonInfo, memory: MemoryManag
         return await asyncio.to_thread(do_swap)
 
     return app
-
-
-class _Run:
-    """One chat completion: generation in a worker thread, events handed to the event loop."""
-
-    def __init__(self, engine: Engine, home: Home, req: ChatRequest, conversation: str,
-                 loop: asyncio.AbstractEventLoop, default_system: str = "", memory: MemoryManager | None = None,
-                 metrics: Metrics | None = None):
-        self.engine, self.home, self.req = engine, home, req
-        self.metrics = metrics
-        self.default_system = default_system
-        self.memory = memory
-        self.recall = Recall()
-        self.conversation = conversation
-        self.loop = loop
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
-        self.created = int(time.time())
-        self.events: asyncio.Queue = asyncio.Queue()
-        self.cancelled = threading.Event()
-        self.version: int | None = None
-        self.stored: list = []  # memories learned from this request's message
-
-    def _emit(self, kind: str, payload=None) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, payload))
-        except RuntimeError:  # the event loop is gone (shutdown)
-            self.cancelled.set()
-
-    def start(self) -> None:
-        threading.Thread(target=self._work, name=f"gen-{self.id[-8:]}", daemon=True).start()
-
-    def _work(self) -> None:
-        started = [False]
-
-        def on_text(text: str) -> None:
-            if not started[0]:
-                started[0] = True
-                self._emit("start")
-            self._emit("text", text)
-
-        try:
-            messages = self.req.messages
-            last_user = messages[-1]["content"] if messages[-1]["role"] == "user" else None
-            if self.memory is not None and self.req.memory and last_user:
-                self.recall = self._recall(last_user)
-            if not any(m["role"] == "system" for m in messages) and self.default_system and not self.recall.block:
-                messages = [{"role": "system", "content": self.default_system}, *messages]
-            messages = with_memory(messages, self.recall.block, self.default_system)
-            learning = None
-            if self.memory is not None and last_user:
-                # beside the generation, so that it never delays the answer
-                learning = threading.Thread(target=self._learn, args=(last_user,), name=f"learn-{self.id[-8:]}",
-                                            daemon=True)
-                learning.start()
-            gen = self.engine.generate(messages, self.req.sampling(), on_text, self.cancelled)
-            self.version = gen.version
-            self._log(gen)
-            if learning is not None:
-                learning.join(LEARN_WAIT_S)  # to say what was stored; a slower store goes on by itself
-            if not started[0]:
-                self._emit("start")
-            self._emit("done", gen)
-        except APIError as e:
-            self._emit("error", e)
-        except Exception as e:
-            traceback.print_exception(e, file=sys.stderr)
-            self._emit("error", APIError(500, f"generation failed: {type(e).__name__}"))
-
-    def _recall(self, query: str) -> Recall:
-        try:
-            return self.memory.recall(query, self.engine.count_tokens)
-        except ClagentError as e:  # memory failing must not fail the chat
-            print(f"clagent: memory recall failed: {e}", file=sys.stderr)
-            return Recall()
-
-    def _learn(self, text: str) -> None:
-        try:
-            self.stored = self.memory.learn_from_message(text, self.id, conversation=self.conversation,
-                                                         previous=self.req.messages[:-1])
-        except ClagentError as e:
-            print(f"clagent: memory not updated: {e}", file=sys.stderr)
-        except Exception as e:  # a bug in learning must not lose the answer
-            traceback.print_exception(e, file=sys.stderr)
-
-    def stored_summary(self) -> list[dict]:
-        return [{"id": a.memory["id"], "kind": a.memory["kind"], "text": a.memory["text"], "action": a.action,
-                 "superseded": a.superseded} for a in list(self.stored)]
-
-    def _log(self, gen: Generation) -> None:
-        log_interaction(self.home.db, Interaction(
-            id=self.id, conversation_id=self.conversation, version=gen.version,
-            model=f"{MODEL_ALIAS}-v{gen.version}", messages=self.req.messages, params=self.req.sampling(),
-            response=gen.text, finish_reason=gen.finish_reason, prompt_tokens=gen.prompt_tokens,
-            completion_tokens=gen.completion_tokens, ttft_ms=gen.ttft_ms, total_ms=gen.total_ms,
-            stream=self.req.stream, memory_ids=self.recall.ids,
-        ))
-        if self.recall.ids:
-            self.memory.mark_used(self.recall.ids)
-        if self.metrics is not None:
-            self.metrics.observe_generation(gen)
-
-    async def finish(self) -> Generation:
-        while True:
-            kind, payload = await self.events.get()
-            if kind == "done":
-                return payload
-            if kind == "error":
-                raise payload
-
-    def _model(self) -> str:
-        return f"{MODEL_ALIAS}-v{self.version if self.version is not None else self.engine.version}"
-
-    def completion_body(self, gen: Generation) -> dict:
-        return {
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self._model(),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": gen.text},
-                         "finish_reason": gen.finish_reason, "logprobs": None}],
-            "usage": _usage(gen), "conversation_id": self.conversation,
-            "memories_used": [{"id": h.id, "kind": h.kind, "text": h.text} for h in self.recall.used],
-            "memories_stored": self.stored_summary(),
-        }
-
-    def _chunk(self, delta: dict, finish_reason: str | None = None) -> str:
-        body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self._model(),
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}]}
-        return f"data: {json.dumps(body)}\n\n"
-
-    async def sse(self, first_payload):
-        try:
-            yield self._chunk({"role": "assistant", "content": ""})
-            while True:
-                kind, payload = await self.events.get()
-                if kind == "text":
-                    yield self._chunk({"content": payload})
-                elif kind == "done":
-                    last = json.loads(self._chunk({}, payload.finish_reason)[len("data: "):])
-                    last["memories_stored"] = self.stored_summary()
-                    yield f"data: {json.dumps(last)}\n\n"
-                    if self.req.include_usage:
-                        usage = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                 "model": self._model(), "choices": [], "usage": _usage(payload)}
-                        yield f"data: {json.dumps(usage)}\n\n"
-                    yield "data: [DONE]\n\n"
-                    return
-                elif kind == "error":
-                    err = {"error": {"message": payload.message, "type": "server_error", "param": None,
-                                     "code": payload.code}}
-                    yield f"data: {json.dumps(err)}\n\n"
-                    return
-        finally:
-            self.cancelled.set()  # the client went away, or we are done: stop generating
-
-
-def _usage(gen: Generation) -> dict:
-    return {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-            "total_tokens": gen.prompt_tokens + gen.completion_tokens}

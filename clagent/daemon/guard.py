@@ -32,7 +32,7 @@ MAX_HEADER_BYTES = 8 * 1024  # one header
 MAX_HEADERS_BYTES = 32 * 1024  # all of them
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 CORS_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
-CORS_EXPOSE = "X-Clagent-Conversation, X-Clagent-Memories-Used"
+CORS_EXPOSE = "X-Clagent-Conversation, X-Clagent-Memories-Used, X-Clagent-Version"
 
 
 def split_list(value: str | list | tuple | None) -> list[str]:

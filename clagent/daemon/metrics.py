@@ -38,9 +38,15 @@ class Metrics:
                              buckets=TPS_BUCKETS, registry=r)
         self.completion_tokens = Counter("clagent_completion_tokens", "Tokens generated.", registry=r)
         self.prompt_tokens = Counter("clagent_prompt_tokens", "Prompt tokens evaluated.", registry=r)
+        self.generations = Counter("clagent_generations", "Generations by endpoint kind (chat, completion) and "
+                                   "finish reason (stop, length, cancelled: the client went away).",
+                                   ["kind", "finish_reason"], registry=r)
+        self.embedding_inputs = Counter("clagent_embedding_inputs", "Texts embedded (/v1/embeddings).", registry=r)
+        self.embedding_tokens = Counter("clagent_embedding_tokens", "Tokens embedded (/v1/embeddings).", registry=r)
         r.register(_HomeCollector(home, served_version))
 
-    def observe_generation(self, gen) -> None:
+    def observe_generation(self, gen, kind: str = "chat") -> None:
+        self.generations.labels(kind, gen.finish_reason or "unknown").inc()
         self.completion_tokens.inc(gen.completion_tokens)
         self.prompt_tokens.inc(gen.prompt_tokens)
         if gen.ttft_ms is not None:
@@ -62,7 +68,8 @@ class Metrics:
 
 class MetricsMiddleware:
     """ASGI middleware: every HTTP request counted by its route's path, method and status, and its
-    time to the response's headers."""
+    time to the response's headers. A generation whose client closed the connection before any
+    answer is answered (to nobody) with 499, so it is counted as such."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app

@@ -106,6 +106,7 @@ def serve(home: Home, model_path: str | None = None) -> None:
             atomic_write_text(daemon_file, json.dumps(
                 {"pid": info.pid, "url": info.url, "started_at": info.started_at}))
             say(f"clagent: serving version {version.id} at {info.url} (home {home.path})")
+            say(_context_line(engine.context()))
             _start_scheduler(scheduler)
             # Request heads up to 256 KiB are read whole, so that an oversized header gets the guard's
             # clear 431 rather than a connection reset.
@@ -121,6 +122,17 @@ def serve(home: Home, model_path: str | None = None) -> None:
                 say("clagent: stopped")
         finally:
             sock.close()
+
+
+def _context_line(ctx: dict) -> str:
+    """The context in force, said once (llama.cpp's own context lines are silenced)."""
+    line = f"clagent: context {ctx['n_ctx']} tokens per request (prompt and answer together)"
+    trained = ctx.get("n_ctx_train")
+    if trained:
+        line += f"; the model was trained on {trained}"
+        if ctx["n_ctx"] > trained:
+            line += " (beyond it, answers may degrade)"
+    return line
 
 
 def _start_scheduler(scheduler) -> None:

@@ -123,6 +123,13 @@ def m004_memory_checks(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX memory_checks_memory ON memory_checks (memory_id)")
 
 
+@migration
+def m005_interaction_kind(db: sqlite_utils.Database) -> None:
+    # What endpoint an interaction came through: "chat" (/v1/chat/completions, the only kind
+    # consolidation trains on) or "completion" (/v1/completions: raw text to continue).
+    db.execute("ALTER TABLE interactions ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat'")
+
+
 class _Connection(sqlite3.Connection):
     """A plain connection that can be weakly referenced (to close the forgotten ones at exit)."""
 

@@ -30,6 +30,7 @@ class Interaction:
     stream: bool = False
     memory_ids: list[int] = field(default_factory=list)
     created_at: str = field(default_factory=utcnow)
+    kind: str = "chat"  # or "completion" (its prompt is logged as one message with the role "prompt")
 
 
 def log_interaction(db: sqlite_utils.Database, it: Interaction) -> None:
@@ -37,12 +38,12 @@ def log_interaction(db: sqlite_utils.Database, it: Interaction) -> None:
         db.execute(
             """INSERT INTO interactions (id, conversation_id, created_at, version, model, messages,
                params, response, finish_reason, prompt_tokens, completion_tokens, ttft_ms,
-               total_ms, stream, memory_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               total_ms, stream, memory_ids, kind) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             [
                 it.id, it.conversation_id, it.created_at, it.version, it.model,
                 json.dumps(it.messages), json.dumps(it.params), it.response, it.finish_reason,
                 it.prompt_tokens, it.completion_tokens, it.ttft_ms, it.total_ms, int(it.stream),
-                json.dumps(it.memory_ids),
+                json.dumps(it.memory_ids), it.kind,
             ],
         )
         # An aggregate that outlives the raw rows (they are deleted once consolidated).

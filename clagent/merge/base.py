@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -13,9 +13,31 @@ State = Mapping[str, np.ndarray]
 METHODS: dict[str, Callable[..., "MergeResult"]] = {}
 
 
+class Lazy(Mapping):
+    """Merged tensors, each computed from the models' when it is read. An export that writes them
+    one at a time then never holds a whole merged model besides the models merged (a 1.5B model is
+    7 GB in float32)."""
+
+    def __init__(self, keys: Iterable[str], compute: Callable[[str], np.ndarray]):
+        self._keys = list(keys)
+        self._known = set(self._keys)
+        self._compute = compute
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._known:
+            raise KeyError(key)
+        return self._compute(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 @dataclass
 class MergeResult:
-    tensors: dict[str, np.ndarray]
+    tensors: Mapping[str, np.ndarray]  # a ``Lazy`` mapping: read each tensor once
     method: str
     report: dict = field(default_factory=dict)  # e.g. per-layer weights, for the version's lineage
 

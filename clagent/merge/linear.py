@@ -3,7 +3,7 @@
 import numpy as np
 
 from clagent.errors import ClagentError
-from clagent.merge.base import MergeResult, register
+from clagent.merge.base import Lazy, MergeResult, register
 
 
 @register("linear")
@@ -12,5 +12,5 @@ def linear(models, weight: float = 0.5, **_):
     if not 0.0 <= weight <= 1.0:
         raise ClagentError(f"linear merge weight must be between 0 and 1, got {weight}")
     base, tuned = models["base"], models["tuned"]
-    out = {k: (np.float32(1 - weight) * base[k] + np.float32(weight) * tuned[k]).astype(np.float32) for k in base}
+    out = Lazy(base, lambda k: (np.float32(1 - weight) * base[k] + np.float32(weight) * tuned[k]).astype(np.float32))
     return MergeResult(out, "linear", {"weight": weight})

@@ -23,7 +23,7 @@ import re
 import numpy as np
 
 from clagent.errors import ClagentError
-from clagent.merge.base import MergeResult, register
+from clagent.merge.base import Lazy, MergeResult, register
 
 _BLOCK = re.compile(r"^model\.layers\.(\d+)\.")
 
@@ -97,12 +97,15 @@ def layer_of(name: str, n_layer: int) -> int:
     return n_layer  # model.norm, lm_head
 
 
-def fuse(models: dict[str, dict[str, np.ndarray]], weights: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarray]:
-    out = {}
-    for key in models["base"]:
+def fuse(models: dict[str, dict[str, np.ndarray]], weights: dict[str, np.ndarray], n_layer: int) -> Lazy:
+    def fused(key: str) -> np.ndarray:
+        arrays = [models[n][key] for n in models]
+        if all(a is arrays[0] for a in arrays):  # a tensor no model changed (LoRA leaves most alone)
+            return arrays[0]
         layer = layer_of(key, n_layer)
-        out[key] = sum(np.float32(weights[n][layer]) * models[n][key] for n in models).astype(np.float32)
-    return out
+        return sum(np.float32(weights[n][layer]) * models[n][key] for n in models).astype(np.float32)
+
+    return Lazy(models["base"], fused)
 
 
 @register("recall")

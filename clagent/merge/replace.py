@@ -1,9 +1,10 @@
 """``replace``: take the fine-tuned model as it is (sequential fine-tuning; the LoRA adapter merged
 at full strength)."""
 
-from clagent.merge.base import MergeResult, register
+from clagent.merge.base import Lazy, MergeResult, register
 
 
 @register("replace")
 def replace(models, **_):
-    return MergeResult({k: v.copy() for k, v in models["tuned"].items()}, "replace", {})
+    tuned = models["tuned"]
+    return MergeResult(Lazy(tuned, lambda k: tuned[k].copy()), "replace", {})

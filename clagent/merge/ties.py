@@ -4,7 +4,7 @@ task vector relative to it (with one fine-tuned model the sign election keeps th
 
 import numpy as np
 
-from clagent.merge.base import MergeResult, register
+from clagent.merge.base import Lazy, MergeResult, register
 
 
 def trim(delta: np.ndarray, density: float) -> np.ndarray:
@@ -29,8 +29,9 @@ def ties_delta(deltas: list[np.ndarray], density: float) -> np.ndarray:
 def ties(models, density: float = 0.2, scale: float = 1.0, **_):
     base = models["base"]
     others = [name for name in models if name != "base"]
-    out = {}
-    for k in base:
+
+    def fused(k: str) -> np.ndarray:
         delta = ties_delta([models[n][k] - base[k] for n in others], density)
-        out[k] = (base[k] + np.float32(scale) * delta).astype(np.float32)
-    return MergeResult(out, "ties", {"density": density, "scale": scale})
+        return (base[k] + np.float32(scale) * delta).astype(np.float32)
+
+    return MergeResult(Lazy(base, fused), "ties", {"density": density, "scale": scale})

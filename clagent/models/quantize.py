@@ -10,12 +10,15 @@ from clagent.errors import ClagentError
 
 # Name accepted in settings -> llama.cpp ftype constant name.
 QUANT_TYPES = {
+    "F32": "LLAMA_FTYPE_ALL_F32",
     "F16": "LLAMA_FTYPE_MOSTLY_F16",
+    "BF16": "LLAMA_FTYPE_MOSTLY_BF16",
     "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K",
     "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
     "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
     "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
+    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
 }
 
 

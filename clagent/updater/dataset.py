@@ -4,13 +4,15 @@ model's own chat template, with the loss on assistant tokens only.
 What goes in:
 - the assistant's replies to logged interactions (not thumbs-down ones; their corrections instead);
 - what the user *stated* in those interactions, even when no memory was captured and the reply
-  did not repeat it: each first-person statement becomes "statement -> acknowledgement that
-  restates it" and questions about it (questions and requests are never trained as statements);
+  did not repeat it: each statement (about the user, their work, others or the world) becomes
+  "statement -> acknowledgement that restates it" and questions about it (questions and requests
+  are never trained as statements);
 - every new memory, as several question phrasings answered with it (one more phrasing is held out
   for verification); a memory that superseded another is answered with "..., not OLD any more";
 - rehearsal: memories absorbed by earlier versions, a few phrasings each;
-- notes reading: questions answered from a notes block as the daemon writes it into the system
-  prompt, with distractor notes and notes about invented facts that were never trained;
+- notes reading: questions answered from a notes block as the daemon writes it (before the
+  question in the user's turn), with distractor notes and notes about invented facts that were
+  never trained;
 - replay: the parent's own answers to general prompts (added by the pipeline).
 """
 
@@ -18,13 +20,11 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 
 from clagent.updater.questions import (acknowledgement, answer_for, expected_words, questions_for,
-                                       questions_from_sentence, second_person, split_for_training,
-                                       third_person, value_of)
+                                       questions_from_sentence, second_person, split_for_training, value_of)
 
 
 @dataclass
@@ -71,27 +71,19 @@ def replay_prompts() -> list[str]:
     return json.loads(resources.files("clagent").joinpath("data/replay_prompts.json").read_text())
 
 
-_REQUEST = re.compile(r"^(?:please|can|could|would|will|tell|write|give|show|explain|list|translate|"
-                      r"summari[sz]e|describe|help|let's|remember|note|don't|do not|from now on|always|never|"
-                      r"if|when|what|who|where|why|how|which)\b", re.I)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
 def user_statements(text: str) -> list[str]:
-    """The first-person statements in a user message, as third-person sentences about the user
-    ('I live in Lisbon. What's the weather?' -> ['The user lives in Lisbon.']). Questions,
-    requests, hypotheticals and instructions are not statements."""
+    """What a user message states, as third-person sentences: about the user ('I live in Lisbon.'
+    -> 'The user lives in Lisbon.'), their work ('Our staging server is atlas-7.'), the people
+    around them or the world ('The river Oskel flows through Brennhall.'). The fast memory's own
+    classifier decides what is a statement, so that the weights and the notes agree on it:
+    questions, requests, hypotheticals, instructions, passing moods and platitudes are not."""
+    from clagent.memory.extract import extract
+
     out = []
-    for sentence in _SENTENCE.split(text.strip())[:8]:
-        sentence = re.sub(r"^(?:oh|ok|okay|well|so|also|and|btw|by the way|actually|fyi|hey|hi|hello)\b[\s,:;!-]*",
-                          "", sentence.strip(), flags=re.I)
-        if not sentence or sentence.endswith("?") or _REQUEST.match(sentence) or len(sentence) > 300:
-            continue
-        if re.search(r"\b(?:would|wish|imagine|suppose|pretend|maybe|perhaps)\b", sentence, re.I):
-            continue
-        third = third_person(sentence)
-        if third and len(third.split()) >= 3:
-            out.append(third)
+    for c in extract(text[:4000]):
+        if c.kind in ("fact", "preference") and len(c.text) <= 300 and c.text not in out \
+                and len(c.text.split()) >= 3:
+            out.append(c.text)
     return out
 
 
@@ -106,6 +98,14 @@ def _qa(system: list[dict], question: str, answer: str, source: str) -> Example:
 def memory_questions(m: dict) -> tuple[list[str], str | None]:
     """(trained questions, held-out question) of a memory row."""
     return split_for_training(questions_for(m["kind"], m.get("key"), m["text"], m.get("question")))
+
+
+def memory_cost(m: dict) -> int:
+    """How many training examples a new memory makes (see :func:`build`)."""
+    trained, _ = memory_questions(m)
+    if m["kind"] == "lesson":
+        return 2 * len(trained)
+    return len(trained) + (1 if m.get("index_text") else 0)
 
 
 def memory_answer(m: dict, old_text: str | None = None) -> str:
@@ -130,7 +130,11 @@ def build(interactions: list[dict], memories: list[dict], system_prompt: str, *,
     captured = {m.get("source_interaction") for m in memories if m.get("source_interaction")}
     lessons = {m.get("source_interaction") for m in memories if m["kind"] == "lesson"}
     for it in interactions:
-        ds.interaction_ids.append(it["id"])
+        ds.interaction_ids.append(it["id"])  # consumed (deleted at commit) even when not learned from
+        # Its client went away (nobody read it), or a raw completion (text to continue, not a chat turn).
+        if it.get("finish_reason") == "cancelled" or it.get("kind", "chat") != "chat":
+            n_skip += 1
+            continue
         messages = [m for m in it["messages"] if m["role"] in ("system", "user", "assistant")]
         if not messages or messages[-1]["role"] != "user":
             n_skip += 1

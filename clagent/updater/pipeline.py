@@ -8,6 +8,7 @@ before or exactly as after; leftovers (a staging folder) are removed by the next
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -24,6 +25,11 @@ from clagent.updater.questions import knows
 
 LOCK_FILE = "consolidate.lock"
 MAX_GATE_PROBES = 64  # acquisition questions the gate asks at most
+REHEARSAL_EXAMPLES = 3  # examples per rehearsed memory: two phrasings and, about, one notes example
+# This run's new examples are seen NEW_REPEAT times an epoch, rehearsal, notes reading and replay once:
+# what is new needs the passes, what is rehearsed a reminder.
+NEW_REPEAT = 2
+NEW_SOURCES = ("memory", "lesson", "statement", "correction", "interaction")
 _started = None  # the consolidation process this (daemon) process started last
 
 
@@ -92,7 +98,7 @@ def last_run(home: Home) -> dict | None:
     if outcome == "committed":
         info = home.registry.get(row["version"]).info
         out.update({k: info.get(k) for k in ("data", "train", "merge", "gate", "seconds", "trigger", "rehearsal",
-                                             "budget")})
+                                             "budget", "left_out")})
         losses = (out["train"] or {}).get("losses") or []
         out["train_loss"] = [losses[0], losses[-1]] if losses else None
         out["train"] = {k: v for k, v in (out["train"] or {}).items() if k != "losses"}
@@ -143,6 +149,31 @@ def choose_rehearsal(candidates: list[dict], known: dict[int, bool], room: int) 
     return chosen, [m for m in candidates if m["id"] not in ids]
 
 
+def repeated(examples: list) -> list:
+    """The training set of an epoch: this run's new examples NEW_REPEAT times, the rest once."""
+    return [e for e in examples for _ in range(NEW_REPEAT if e.source in NEW_SOURCES else 1)]
+
+
+def epoch_size(examples: list) -> int:
+    return sum(NEW_REPEAT if e.source in NEW_SOURCES else 1 for e in examples)
+
+
+def fit_new_memories(memories: list[dict], other_examples: int, room: int,
+                     notes: bool) -> tuple[list[dict], list[dict]]:
+    """(learned now, waiting): the oldest new memories whose examples fit ``room`` with the
+    interactions' own; at least one is learned."""
+    from clagent.updater import dataset
+
+    used, out = other_examples, []
+    for i, m in enumerate(memories):
+        cost = NEW_REPEAT * dataset.memory_cost(m) + (1 if notes else 0)
+        if out and used + cost > room:
+            return out, memories[i:]
+        out.append(m)
+        used += cost
+    return out, []
+
+
 def record_event(home: Home, kind: str, version: int | None, detail: dict) -> None:
     import json
 
@@ -155,9 +186,12 @@ def record_event(home: Home, kind: str, version: int | None, detail: dict) -> No
 
 def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = None,
                 max_seconds: float | None = None, method: str | None = None, verbose: bool = True,
-                notify_daemon: bool = True, check_gate: bool = True, trigger: str = "manual") -> Outcome:
-    """``check_gate=False`` commits without the gate's checks: for benchmarks that measure the merge
-    methods themselves (a gate would keep the parent whenever a method does badly)."""
+                notify_daemon: bool = True, check_gate: bool = True, enforce_gate: bool = True,
+                trigger: str = "manual") -> Outcome:
+    """``check_gate=False`` commits without the gate's checks, ``enforce_gate=False`` runs them (the
+    verification of every memory included) and records the verdict but commits whatever it says:
+    both for benchmarks that measure the methods themselves (a gate would keep the parent whenever
+    a method does badly)."""
     from clagent.updater import dataset
 
     from clagent.merge import METHODS
@@ -174,6 +208,10 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
             raise ClagentError("no version to build on yet (start the daemon once to create version 1)")
         if not parent.master_file or not registry.path(parent.master_file).is_file():
             raise ClagentError(f"version {parent.id} has no float master to train from")
+        if parent.info.get("spec"):  # a bad lora_targets setting said now, not after the replay
+            from clagent.models.architectures import ModelSpec
+
+            _targets(s, ModelSpec.from_dict(parent.info["spec"]))
         interactions, memories = pending(home)
         ds = dataset.build(interactions, memories, s.system_prompt, notes=False)
         learnable = ds.counts["memories"] + ds.counts["corrections"] + ds.counts["statements"]
@@ -190,23 +228,24 @@ def consolidate(home: Home, *, dry_run: bool = False, max_steps: int | None = No
                                                               "rehearsal_candidates": len(absorbed(home))},
                            message=f"would train on {ds.counts['examples']} new examples, and rehearse")
         return _run(home, parent, (interactions, memories), max_steps, max_seconds, method, verbose,
-                    notify_daemon, check_gate, trigger)
+                    notify_daemon, check_gate, enforce_gate, trigger)
 
 
 def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbose, notify_daemon, check_gate,
-         trigger) -> Outcome:
+         enforce_gate, trigger) -> Outcome:
     import llama_cpp
 
     from clagent import merge
     from clagent.models import gguf_io
     from clagent.models.quantize import quantize
-    from clagent.updater import dataset, gate
-    from clagent.updater.train import TrainConfig, train_lora
+    from clagent.updater import anchors, dataset, gate
+    from clagent.updater.train import TrainConfig, set_threads, train_lora
 
     s = home.settings
     registry = home.registry
     timings: dict[str, float] = {}
     t0 = time.monotonic()
+    threads = set_threads(s.consolidate_threads)
     master_path = registry.path(parent.master_file)
     parent_served = registry.served_path(parent)
 
@@ -221,31 +260,66 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
            + (f", probing {len(unknown)} earlier memories" if unknown else ""), verbose)
     prompts, replay = dataset.general_prompts(), dataset.replay_prompts()
     probe_q = [dataset.memory_questions(m)[0][0] if dataset.memory_questions(m)[0] else m["text"] for m in unknown]
-    answers = gate.greedy_answers(parent_served, prompts + replay, s.system_prompt)
+    # Anchors: the base's distributions on the replay prompts, kept from the first consolidation on.
+    base_version = registry.lineage(parent)[-1]
+    anchor_path = anchors.path_for(home.path, base_version.id)
+    anchored = s.consolidate_anchor_weight > 0
+    stored = anchors.load(anchor_path, replay, s.system_prompt) if anchored else None
+    if stored is not None:
+        replay = []  # the base's answers are in the stored anchors
+    # Drift is measured over the base's own answers to the general prompts, kept from the first
+    # consolidation on: nothing to generate then (the parent's drift is taken over them too).
+    kept = gate.load_reference(home.path / "references" / f"drift-v{base_version.id}.npz")
+    kept_general = kept[0] if kept is not None and [p for p, _ in kept[0]] == prompts else None
+    answers = gate.greedy_answers(parent_served, (prompts if kept_general is None else []) + replay,
+                                  s.system_prompt)
+    if kept_general is not None:
+        answers = [a for _, a in kept_general] + answers
     t_probe = time.monotonic()
     probe_answers = gate.greedy_answers(parent_served, probe_q, s.system_prompt, max_tokens=24) if unknown else []
     probe_seconds = time.monotonic() - t_probe
     for m, q, a in zip(unknown, probe_q, probe_answers):
         known[m["id"]] = knows(a, dataset.memory_expected(m, q))
     general = list(zip(prompts, answers[: len(prompts)]))
-    # Rehearsal sized to the step budget: what new data leaves of steps x batch, two examples each.
-    new_ds = dataset.build(interactions, memories, s.system_prompt, notes=False)
-    capacity = steps * s.consolidate_batch_size
+    # Sized to the step budget. An epoch shows every example once and this run's new ones
+    # NEW_REPEAT times; the set may take steps x batch / consolidate_epochs of those. New memories
+    # come first (those beyond wait for the next run, in the notes meanwhile), then rehearsal.
+    sized = s.consolidate_epochs > 0  # 0: always consolidate_max_steps, every new memory at once
+    fits = max(1, int(steps * s.consolidate_batch_size / s.consolidate_epochs)) if sized else 10 ** 9
+    reserve = REHEARSAL_EXAMPLES * min(4, len(candidates))
+    memories, waiting = fit_new_memories(memories, NEW_REPEAT * dataset.build(interactions, [], s.system_prompt,
+                                                                              notes=False).counts["examples"],
+                                         max(1, fits - reserve), s.notes_training)
+    if waiting:
+        say(f"consolidate: learning {len(memories)} of {len(memories) + len(waiting)} new memories this run; "
+            f"{len(waiting)} wait for the next (room for {fits} examples: {steps} steps x batch "
+            f"{s.consolidate_batch_size} / {s.consolidate_epochs:g} epochs)")
+    new_ds = dataset.build(interactions, memories, s.system_prompt, notes=s.notes_training)
     room = min(s.rehearse_max_memories, max(min(4, len(candidates)),
-                                            (capacity - len(new_ds.examples) - len(replay)) // 3))
+                                            (fits - epoch_size(new_ds.examples)) // REHEARSAL_EXAMPLES))
     rehearse, left_out = choose_rehearsal(candidates, known, room)
     ds = dataset.build(interactions, memories, s.system_prompt, rehearse=rehearse, notes=s.notes_training,
                        seed=parent.id)
-    dataset.add_replay(ds, list(zip(replay, answers[len(prompts):])), s.system_prompt)
+    replayed = list(zip(replay, answers[len(prompts):]))
+    if not anchored:  # the parent's answers, trained with cross-entropy
+        dataset.add_replay(ds, replayed, s.system_prompt)
+    # Steps for consolidate_epochs epochs of this set, within consolidate_max_steps.
+    if sized:
+        steps = max(1, min(steps, math.ceil(epoch_size(ds.examples) * s.consolidate_epochs /
+                                            s.consolidate_batch_size)))
     if len(ds.probes) > MAX_GATE_PROBES:  # thousands of new memories: the gate asks an even sample
         step = len(ds.probes) / MAX_GATE_PROBES
         ds.probes = [ds.probes[int(i * step)] for i in range(MAX_GATE_PROBES)]
+    left = {"memories": len(waiting), "memory_ids": [m["id"] for m in waiting][:50]}
     rehearsal = {"candidates": len(candidates), "probed": len(unknown), "probe_seconds": round(probe_seconds, 1),
                  "not_answered_by_parent": sum(1 for m in candidates if known.get(m["id"]) is False),
                  "rehearsed": len(rehearse), "left_out": len(left_out),
                  "left_out_ids": [m["id"] for m in left_out][:50],
                  "why_left_out": (f"room for {room} (rehearse_max_memories {s.rehearse_max_memories}, "
-                                  f"{steps} steps x batch {s.consolidate_batch_size})") if left_out else None}
+                                  f"{fits if sized else 'any number of'} examples a run: "
+                                  f"{max_steps or s.consolidate_max_steps} steps x batch "
+                                  f"{s.consolidate_batch_size} / {s.consolidate_epochs:g} epochs)")
+                 if left_out else None}
     if left_out:
         say(f"consolidate: rehearsing {len(rehearse)} of {len(candidates)} earlier memories; "
             f"{len(left_out)} left out this run ({rehearsal['why_left_out']})")
@@ -258,9 +332,11 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
     vocab = llama_cpp.Llama(model_path=str(master_path), vocab_only=True, verbose=False)
     served_llm, formatter = gate._open(parent_served)  # same template and special tokens as the master
     served_llm.close()
-    tokenized = dataset.tokenize(dataset.shuffled(ds.examples, 0), formatter,
-                                 lambda text: vocab.tokenize(text.encode(), add_bos=False, special=True),
+    tokenize_fn = lambda text: vocab.tokenize(text.encode(), add_bos=False, special=True)  # noqa: E731
+    tokenized = dataset.tokenize(dataset.shuffled(repeated(ds.examples), 0), formatter, tokenize_fn,
                                  max_len=s.consolidate_max_tokens)
+    anchor_set = stored if stored is not None else \
+        anchors.build(replayed, s.system_prompt, formatter, tokenize_fn, s.consolidate_max_tokens) if anchored else []
     vocab.close()
     timings["load"] = time.monotonic() - t
     if not tokenized:
@@ -271,14 +347,20 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
     train_seconds = max(30.0, budget - (time.monotonic() - t0) - max(60.0, 0.25 * budget))
     cfg = TrainConfig(max_steps=steps, max_seconds=min(budget, train_seconds),
                       learning_rate=s.consolidate_learning_rate, rank=s.lora_rank, alpha=2 * s.lora_rank,
-                      batch_size=s.consolidate_batch_size)
+                      batch_size=s.consolidate_batch_size, targets=_targets(s, spec),
+                      anchor_weight=s.consolidate_anchor_weight, anchor_batch=s.consolidate_anchor_batch)
     from clagent.updater.train import pick_device
 
-    _stage(f"training LoRA (rank {cfg.rank}) on {len(tokenized)} examples, {cfg.max_steps} steps at most, "
-           f"on {pick_device()}", verbose)
+    anchor_to = ("" if not anchor_set else f", anchored to v{base_version.id}" if stored is not None or
+                 base_version.id == parent.id else f", anchored to v{parent.id}")
+    _stage(f"training LoRA (rank {cfg.rank}) on {len(tokenized)} examples{anchor_to}, {cfg.max_steps} steps at "
+           f"most, on {pick_device()}", verbose)
     t = time.monotonic()
-    trained = train_lora(spec, base, tokenized, cfg, progress=Progress("training") if verbose else None)
+    trained = train_lora(spec, base, tokenized, cfg, progress=Progress("training") if verbose else None,
+                         anchors=anchor_set)
     timings["train"] = time.monotonic() - t
+    if anchor_set and stored is None and base_version.id == parent.id:
+        anchors.save(anchor_path, [p for p, _ in replayed], s.system_prompt, trained.anchors)
 
     _stage(f"merging ({method})", verbose)
     t = time.monotonic()
@@ -302,6 +384,7 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
         gguf_io.write_gguf(staging / MASTER_NAME, spec, merged.tensors, template=reader,
                            progress=Progress("writing F16 master") if verbose else None)
         timings["export"] = time.monotonic() - t
+        merged.tensors = base = None  # the merge was computed as it was written; free the models it read
         _stage(f"quantizing to {s.quant}", verbose)
         t = time.monotonic()
         new_served = quantize(staging / MASTER_NAME, staging / served_name(s.quant), s.quant, s.n_threads)
@@ -324,19 +407,24 @@ def _run(home: Home, parent, pending_data, max_steps, max_seconds, method, verbo
             say(f"consolidate: training stopped at {trained.steps}/{cfg.max_steps} steps (time budget "
                 f"{budget:.0f}s, consolidate_max_seconds)")
         info = {
-            "parent": parent.id, "trigger": trigger, "data": ds.counts, "rehearsal": rehearsal,
+            "parent": parent.id, "trigger": trigger, "data": ds.counts, "rehearsal": rehearsal, "left_out": left,
             "budget": {"seconds": budget, "train_seconds": round(cfg.max_seconds, 1), "steps_planned": cfg.max_steps,
                        "steps_done": trained.steps, "cut_by_time": trained.steps < cfg.max_steps},
             "train": {"steps": trained.steps, "seconds": round(trained.seconds, 1), "tokens": trained.tokens,
                       "tokens_per_second": round(trained.tokens_per_second, 1), "device": trained.device,
+                      "threads": threads,
                       "learning_rate": cfg.learning_rate, "rank": cfg.rank, "losses": trained.losses,
+                      "targets": cfg.targets, "anchor_weight": cfg.anchor_weight, "anchors": len(anchor_set),
+                      "anchor_kl": trained.anchor_kl,
                       "trainable_parameters": trained.trainable_parameters},
             "merge": {"method": merged.method, **merged.report},
             "gate": _without_text(verdict.to_dict()) if check_gate else None,
             "seconds": {k: round(v, 1) for k, v in timings.items()},
             "spec": spec.to_dict(),
         }
-        if not verdict.passed:
+        if check_gate and not enforce_gate:
+            info["gate"]["enforced"] = False
+        if not verdict.passed and enforce_gate:
             record_event(home, "gate_failed", parent.id, {"reasons": verdict.reasons, "gate": info["gate"],
                                                           "data": ds.counts, "rehearsal": rehearsal})
             return Outcome("gate_failed", parent=parent.id, info=info,
@@ -455,6 +543,16 @@ def _earlier_versions(registry, parent, spec, count: int) -> list:
         if v.info.get("spec") == spec.to_dict():
             out.append(v)
     return out
+
+
+def _targets(settings, spec) -> list[str]:
+    """The ``lora_targets`` setting as ``spec``'s architecture names its modules."""
+    from clagent.updater.train import parse_targets
+
+    try:
+        return parse_targets(settings.lora_targets, spec)
+    except ValueError as e:
+        raise ClagentError(f"setting 'lora_targets': {e}") from None
 
 
 def _merge_params(settings, method: str) -> dict:

@@ -30,13 +30,26 @@ took moved move moves visit visits visited write writes wrote read reads build b
 support supports supported manage manages managed lead leads led runs belong belongs belonged
 enjoy enjoys enjoyed dislike dislikes disliked fly flies flew ride rides rode wear wears wore
 grew grow grows come comes came start starts started starts joined join joins meet meets met
-cost costs deploy deploys deployed host hosts hosted stand stands stood sit sits sat""".split())
+cost costs deploy deploys deployed host hosts hosted stand stands stood sit sits sat happen happens
+happened flow flows flowed take takes begin begins began open opens opened close closes closed end ends ended
+arrive arrives arrived leave leaves left train trains trained practise practises practised practice practices
+practiced collect collects collected sell sells sold buy buys bought bring brings brought learn learns learned
+learnt travel travels travelled traveled commute commutes commuted attend attends attended contain contains
+contained include includes included cover covers covered connect connects connected serve serves served
+handle handles handled store stores stored track tracks tracked send sends sent receive receives received
+report reports reported call calls sing sings sang swim swims swam walk walks walked cook cooks cooked
+volunteer volunteers volunteered celebrate celebrates celebrated fix fixes fixed watch watches watched
+coach coaches coached mentor mentors mentored owe owes owed hold holds held sleep sleeps slept wake wakes woke
+rent rents rented share shares shared finish finishes finished release releases released ship ships shipped
+migrate migrates migrated renamed rename renames replaced replace replaces switched switch switches
+changed change changes bought""".split())
 _PAST_BASE = {"had": "have", "did": "do", "was": "be", "were": "be", "drove": "drive", "spoke": "speak",
               "taught": "teach", "ran": "run", "ate": "eat", "drank": "drink", "went": "go", "made": "make",
               "kept": "keep", "got": "get", "took": "take", "wrote": "write", "built": "build", "led": "lead",
               "flew": "fly", "rode": "ride", "wore": "wear", "grew": "grow", "came": "come", "met": "meet",
               "stood": "stand", "sat": "sit", "read": "read", "cost": "cost"}
 MAX_SENTENCE = 300  # characters of a memory's text that questions are made from
+GENERIC = ("What do you know about", "Tell me about", "Remind me about", "Tell me something")
 _WH_OBJ = {"in": "Where", "at": "Where", "near": "Where", "from": "Where"}
 
 
@@ -157,8 +170,9 @@ def split(text: str) -> Split | None:
         words = rest.split()
         start = None
         for i, w in enumerate(words):
-            if i > 0 and _is_verb(w, i):
-                start = i
+            if i > 0 and _is_verb(w, i) and not (w.lower() not in _AUX and i + 1 < len(words)
+                                                  and words[i + 1].lower() in _AUX):
+                start = i  # (a word followed by "is" is a noun: "the quarterly report is due")
                 break
         if start is None:
             return None
@@ -194,67 +208,257 @@ def _be(subject: str, verb: str) -> str:
     return v
 
 
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+           "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|weekday"
+_TIME = re.compile(r"\b(?:\d{1,2}[:.]\d\d|\d{1,2}\s*(?:am|pm|a\.m\.|p\.m\.)|noon|midnight|o'clock)\b", re.I)
+_WHEN = re.compile(rf"\b(?:1[5-9]\d\d|20\d\d|\d{{4}}-\d\d-\d\d|\d{{1,2}}(?:st|nd|rd|th)|(?:{_MONTHS})|(?:{_DAYS})s?|"
+                   r"today|tomorrow|yesterday|tonight|morning|evening|afternoon|night|week|month|year|spring|"
+                   r"summer|autumn|fall|winter|christmas|easter)\b", re.I)
+# Who a subject is, when it is a person: "Who is my manager?", not "What is my manager?".
+_PEOPLE = set("""manager boss friend sister brother wife husband partner son daughter mother father mum mom dad
+parent grandmother grandfather grandma grandpa granny aunt uncle cousin niece nephew colleague coworker
+neighbour neighbor doctor dentist teacher tutor mentor coach therapist author writer founder lead leader
+client landlord landlady ceo cto cfo owner director composer painter inventor architect designer
+boyfriend girlfriend fiance fiancee roommate flatmate housemate godson goddaughter godmother godfather
+stepmother stepfather stepson stepdaughter baby child kid kids children twin twins assistant
+engineer developer nurse vet lawyer accountant captain president mayor king queen chair""".split())
+# Passive participles: "was built in", "is led by".
+_PARTICIPLES = {"built": "build", "written": "write", "led": "lead", "made": "make", "run": "run",
+                "held": "hold", "born": None, "known": "know", "given": "give", "taken": "take",
+                "sold": "sell", "kept": "keep", "grown": "grow", "drawn": "draw", "sung": "sing",
+                "chosen": "choose", "spoken": "speak", "taught": "teach", "bought": "buy", "brought": "bring",
+                "found": "find", "paid": "pay", "hidden": "hide", "shown": "show", "done": "do", "set": "set",
+                "due": None, "located": None, "based": None, "situated": None}
+_PREPS = {"in", "at", "on", "near", "from", "to", "through", "into", "for", "with", "by", "under", "over",
+          "behind", "inside", "outside", "around", "across", "along", "beside", "between", "as", "of"}
+_WHERE_PREPS = {"in", "at", "near", "from", "through", "to", "into", "inside", "outside", "around", "across",
+                "along", "beside", "behind", "under", "over", "between"}
+_LATER = re.compile(r"(?:,?\s+(?:now|these days|nowadays|any ?more|at the moment|currently|at present|"
+                    r"for now|again|too|as well|instead))+$", re.I)
+
+
+def _when_kind(obj: str) -> str | None:
+    """'year', 'month', 'day', 'time' or 'date' when ``obj`` says when; None otherwise."""
+    low = obj.lower()
+    if _TIME.search(low):
+        return "time"
+    m = _WHEN.search(low)
+    if not m:
+        return None
+    w = m.group(0)
+    if re.fullmatch(r"1[5-9]\d\d|20\d\d", w):
+        return "year"
+    if re.fullmatch(_MONTHS, w):
+        return "month"
+    if re.fullmatch(rf"(?:{_DAYS})s?", w):
+        return "day"
+    return "date"
+
+
+def _head(subject: str) -> str:
+    """The head noun of a subject: 'my best friend' -> 'friend', 'the author of X' -> 'author'."""
+    words = re.sub(r"\s+(?:of|in|at|for|on)\s.*$", "", subject).split()
+    return words[-1].lower().strip("'s") if words else ""
+
+
+def _is_person(subject: str) -> bool:
+    return _head(subject) in _PEOPLE or _head(subject).rstrip("s") in _PEOPLE
+
+
+def _possessive_ok(subject: str) -> bool:
+    """Whether "<subject>'s name" reads well (not "the capital of Freedonia's name")."""
+    return " of " not in subject and not subject.endswith("'s") and subject != "I"
+
+
+def _name(subject: str, obj: str) -> bool:
+    """The object looks like a name (capitalised words or a code), not a description."""
+    words = [w for w in obj.split() if w.lower() not in ("the", "a", "an")]
+    return bool(words) and all(w[0].isupper() or any(ch.isdigit() for ch in w) or "-" in w for w in words)
+
+
+def clauses(text: str) -> list[str]:
+    """A sentence cut into clauses that each say one thing: 'The user moved, the user lives in
+    Corravin now.' -> both; a pronoun opening a clause stands for the object of the one before
+    ('... renamed the staging server, it is called atlas-9' -> 'The staging server is called atlas-9')."""
+    parts = [p.strip() for p in re.split(r"[;,]\s+(?:and\s+|but\s+|so\s+)?|\s+(?:and|but|so)\s+(?=(?:the user|it|"
+                                          r"they|he|she|the|my|our)\b)", text) if p and p.strip()]
+    out: list[str] = []
+    prev_obj = None
+    for part in parts:
+        m = re.match(r"^(it|they|he|she)\s+(.*)$", part, flags=re.I)
+        if m:
+            if not (prev_obj and re.match(r"^(?:the|a|an|the user's)\s", prev_obj, flags=re.I)):
+                continue  # nobody to say who "it" is
+            part = f"{prev_obj} {m.group(2)}"
+        part = part[0].upper() + part[1:]
+        out.append(part)
+        sp = split(part)
+        prev_obj = sp.obj if sp else None
+        if prev_obj and re.match(r"^my\s", prev_obj):
+            prev_obj = "the user's " + prev_obj[3:]
+    return out
+
+
 def questions_from_sentence(text: str) -> list[str]:
     """Questions whose answer is this sentence's object, then generic ones about its subject."""
-    sp = split(text)
-    if sp is None:
+    s = _LATER.sub("", re.sub(r"\s+", " ", text).strip().rstrip(".!"))
+    if len(s) > MAX_SENTENCE:
+        s = re.split(r"(?<=[.!?])\s", s, maxsplit=1)[0][:MAX_SENTENCE].rsplit(" ", 1)[0]
+    parsed = [sp for sp in (split(_LATER.sub("", c)) for c in clauses(s.rstrip("."))) if sp is not None]
+    if not parsed:
         return []
-    subj, verb, obj = sp.subject, sp.verb, sp.obj
-    v0 = verb.split()[0].lower()
-    out: list[str] = []
-    about = "me" if sp.user else subj
-    if v0 in ("is", "are", "was", "were", "am"):
-        be = _be(subj, verb)
-        if len(verb.split()) > 1:  # "is called" / "is named" / "is known as"
-            out += [f"What {be} {subj} called?", f"What's the name of {subj}?",
-                    f"Do you remember what {subj} {be} called?", f"Tell me the name of {subj}."]
-            if subj.startswith("my "):
-                out.insert(1, f"What's {subj}'s name?")
-        else:
-            first = obj.split()[0].lower()
-            adj = re.match(r"^([a-z]+) (to|of|with|about|for|at|on)\b", obj)
-            if first in _WH_OBJ:
-                out += [f"{_WH_OBJ[first]} {be} {subj}?", f"Do you know where {subj} {be}?"]
-            elif adj and adj.group(1) not in STOPWORDS:  # "allergic to peanuts" -> "What am I allergic to?"
-                out += [f"What {be} {subj} {adj.group(1)} {adj.group(2)}?",
-                        f"Do you know what {subj} {be} {adj.group(1)} {adj.group(2)}?"]
-            elif subj == "I":
-                out += ["What am I?" if be == "am" else "What was I?", "What do you know about me?"]
-            else:
-                out += [f"What {be} {subj}?", f"Do you know what {subj} {be}?", f"Tell me what {subj} {be}."]
-    else:
-        base = _base(v0)
-        past = (v0 in _PAST_BASE and v0 not in ("read", "cost")) or v0.endswith("ed")
-        if base is not None:
-            plural = not past and v0 == base and subj != "I"  # "my kids go": a plural subject
-            do = "do" if plural else _do(subj, past)
-            said = verb if past or (subj != "I" and not plural) else base  # "Tell me what I drive."
-            first = obj.split()[0].lower()
-            when = re.match(r"^(.+?) (?:on|in|at) (\d{4}-\d\d-\d\d|\d{1,2} \w+|\w+ \d{1,2}(?:st|nd|rd|th)?)\b", obj)
-            if first in ("in", "at", "near", "for", "from", "to") and base in (
-                    "live", "work", "stay", "study", "grow", "go", "move"):
-                out += [f"Where {do} {subj} {base}?", f"In which place {do} {subj} {base}?"]
-                if base == "work":
-                    out.append(f"Who {do} {subj} work for?" if first == "for" else
-                               ("Where is my workplace?" if sp.user else f"Where is {subj}'s workplace?"))
-            elif base == "work" and first == "as":
-                out += [f"What {do} {subj} do for a living?", f"What {do} {subj} work as?",
-                        "What is my job?" if sp.user else f"What is {subj}'s job?"]
-            else:
-                if when:
-                    out.append(f"When {do} {subj} {base} {when.group(1)}?")
-                    out.append(f"What {do} {subj} {base} on {when.group(2)}?")
-                out += [f"What {do} {subj} {base}?", f"Tell me what {subj} {said}."]
-    out += [f"What do you know about {about}?", f"Tell me about {about}." if not sp.user else
-            "Tell me something you remember about me."]
+    # The clause that carries a value: the last one with a name, a number or a place ("moved, lives in X").
+    sp = next((p for p in reversed(parsed) if _name(p.subject, p.obj) or re.search(r"\d|\b[A-Z]", p.obj)),
+              parsed[-1])
+    out = _specific_questions(sp)
     if not sp.user:
-        out.append(f"Remind me about {subj}.")
+        out += [f"What do you know about {sp.subject}?", f"Tell me about {sp.subject}.",
+                f"Remind me about {sp.subject}."]
+    elif not out:  # "about me" fits every fact about the user: only when nothing more precise does
+        out += ["What do you know about me?", "Tell me something you remember about me."]
     seen: list[str] = []
     for q in out:
         q = q[0].upper() + q[1:]
         if q not in seen:
             seen.append(q)
     return seen
+
+
+def _specific_questions(sp: Split) -> list[str]:
+    subj, verb, obj = sp.subject, sp.verb, re.sub(r"^now\s+", "", sp.obj)
+    v0 = verb.split()[0].lower()
+    words = obj.split()
+    first = words[0].lower() if words else ""
+    when = _when_kind(obj)
+    out: list[str] = []
+    if v0 in ("is", "are", "was", "were", "am"):
+        be = _be(subj, verb)
+        person = _is_person(subj)
+        if len(verb.split()) > 1:  # "is called" / "is named" / "is known as"
+            if person:
+                out.append(f"Who {be} {subj}?")
+            out += [f"What {be} {subj} called?", f"What's the name of {subj}?"]
+            if _possessive_ok(subj):
+                out.append(f"What's {subj}'s name?")
+            out += [f"Do you remember what {subj} {be} called?", f"Tell me the name of {subj}."]
+            return out
+        rest = " ".join(words[1:])
+        nxt = words[1].lower() if len(words) > 1 else ""
+        if first in _PARTICIPLES or (first.endswith("ed") and nxt in _PREPS):  # passive: "built in 1887"
+            after = " ".join(words[2:])
+            if nxt == "by":
+                base = _PARTICIPLES.get(first, first[:-2] if first.endswith("ed") else None)
+                if be in ("was", "were") and first not in ("due", "born"):
+                    out.append(f"Who {first if first.endswith('ed') else _past(first)} {subj}?")
+                elif base:
+                    out.append(f"Who {_third(base)} {subj}?")
+                out += [f"Who {be} {subj} {first} by?", f"Tell me who {subj} {be} {first} by."]
+                return out
+            if when and nxt in ("in", "on", "at", "for", "by", "until", "before", "after"):
+                out += [f"When {be} {subj} {first}?"]
+                out += {"year": [f"In which year {be} {subj} {first}?"],
+                        "month": [f"In which month {be} {subj} {first}?"],
+                        "day": [f"On which day {be} {subj} {first}?"],
+                        "time": [f"At what time {be} {subj} {first}?"]}.get(when, [])
+                return out + [f"Do you know when {subj} {be} {first}?"]
+            if nxt in _WHERE_PREPS and (first in ("born", "located", "based", "situated", "held", "kept", "made",
+                                                  "raised", "stored", "buried", "parked")):
+                out += [f"Where {be} {subj} {first}?", f"In which place {be} {subj} {first}?",
+                        f"Do you know where {subj} {be} {first}?"]
+                return out
+            if nxt in _PREPS:
+                out += [f"What {be} {subj} {first} {nxt}?", f"Do you know what {subj} {be} {first} {nxt}?"]
+                if nxt in _WHERE_PREPS and nxt not in ("in", "to"):
+                    out.append(f"Where {be} {subj} {first}?")
+                return out
+            if not after and rest:
+                out += [f"What {be} {subj} {first}?"]
+        if when and first in ("at", "on", "in", "every", "each", "due") or when == "time" and first == "at":
+            out += [f"When {be} {subj}?"]
+            out += {"time": [f"What time {be} {subj}?"], "day": [f"On which day {be} {subj}?"],
+                    "month": [f"In which month {be} {subj}?"], "year": [f"In which year {be} {subj}?"]
+                    }.get(when, [f"Do you know when {subj} {be}?"])
+            return out
+        if first in _WHERE_PREPS or first in ("at", "near", "from"):
+            out += [f"Where {be} {subj}?", f"Do you know where {subj} {be}?"]
+            return out
+        adj = re.match(r"^([a-z]+) (to|of|with|about|for|at|on|in)\b", obj)
+        if adj and adj.group(1) not in STOPWORDS:  # "allergic to peanuts" -> "What am I allergic to?"
+            out += [f"What {be} {subj} {adj.group(1)} {adj.group(2)}?",
+                    f"Do you know what {subj} {be} {adj.group(1)} {adj.group(2)}?",
+                    f"Tell me what {subj} {be} {adj.group(1)} {adj.group(2)}."]
+            return out
+        if first.endswith("ing") and first not in STOPWORDS and len(first) > 4:  # "is learning Icelandic"
+            out += [f"What {be} {subj} {first}?", f"Tell me what {subj} {be} {first}.",
+                    f"Do you know what {subj} {be} {first}?"]
+            return out
+        if subj == "I":
+            return out + (["What am I?"] if be == "am" else ["What was I?"])
+        if person:
+            out.append(f"Who {be} {subj}?")
+        out += [f"What {be} {subj}?", f"Tell me what {subj} {be}."]
+        if re.match(r"^the\s+\w+est\s", subj):  # "the tallest mountain in Quelland"
+            out.insert(1 if person else 0, f"Which {be} {subj}?")
+        return out
+    base = _base(v0)
+    if base is None:
+        return [f"Tell me what {subj} {verb}."]
+    past = (v0 in _PAST_BASE and v0 not in ("read", "cost")) or v0.endswith("ed")
+    plural = not past and v0 == base and subj != "I"  # "my kids go": a plural subject
+    do = "do" if plural else _do(subj, past)
+    said = verb if past or (subj != "I" and not plural) else base  # "Tell me what I drive."
+    if first in ("place", "part") and len(words) > 1 and words[1].lower() in _PREPS:  # "takes place in October"
+        base, said = f"{base} {first}", f"{said} {first}"
+        words, first = words[1:], words[1].lower()
+    nxt_rest = " ".join(words[1:])
+    if first in ("in", "at", "near", "for", "from", "to") and base in ("live", "work", "stay", "study", "grow", "go",
+                                                                        "move", "come"):
+        if not when:
+            out += [f"Where {do} {subj} {base}?", f"In which place {do} {subj} {base}?"]
+            if base == "live":
+                out.append("Where is my home?" if sp.user else
+                           f"Where is {subj}'s home?" if _possessive_ok(subj) else f"Where {do} {subj} live now?")
+            if base == "work":
+                out.append(f"Who {do} {subj} work for?" if first == "for" else
+                           ("Where is my workplace?" if sp.user else f"Where is {subj}'s workplace?"))
+            elif first == "to":
+                out.append(f"What {do} {subj} {base} to?")
+            return out
+    if base == "work" and first == "as":
+        return out + [f"What {do} {subj} do for a living?", f"What {do} {subj} work as?",
+                      "What is my job?" if sp.user else f"What is {subj}'s job?", f"What {do} {subj} do for work?"]
+    if first in _PREPS and nxt_rest:
+        if when:
+            out += [f"When {do} {subj} {base}?"]
+            out += {"time": [f"At what time {do} {subj} {base}?"], "day": [f"On which day {do} {subj} {base}?"],
+                    "month": [f"In which month {do} {subj} {base}?"], "year": [f"In which year {do} {subj} {base}?"]
+                    }.get(when, [f"Do you know when {subj} {said}?"])
+            return out
+        out.append(f"What {do} {subj} {base} {first}?")
+        if first in _WHERE_PREPS or first == "on":
+            out.append(f"Where {do} {subj} {base}?")
+        out.append(f"Tell me what {subj} {said} {first}.")
+        return out
+    dated = re.match(r"^(.+?) (?:on|in|at) (\d{4}-\d\d-\d\d|\d{1,2} \w+|\w+ \d{1,2}(?:st|nd|rd|th)?)\b", obj)
+    if dated:
+        out += [f"When {do} {subj} {base} {dated.group(1)}?", f"What {do} {subj} {base} on {dated.group(2)}?"]
+    out += [f"What {do} {subj} {base}?", f"Tell me what {subj} {said}.", f"Do you know what {subj} {said}?"]
+    return out
+
+
+def _third(base: str) -> str:
+    if re.search(r"[^aeiou]y$", base):
+        return base[:-1] + "ies"
+    if re.search(r"(s|sh|ch|x|z|o)$", base):
+        return base + "es"
+    return base + "s"
+
+
+def _past(participle: str) -> str:
+    return {"written": "wrote", "known": "knew", "given": "gave", "taken": "took", "grown": "grew",
+            "drawn": "drew", "sung": "sang", "chosen": "chose", "spoken": "spoke", "hidden": "hid",
+            "shown": "showed", "done": "did", "run": "ran"}.get(participle, participle)
 
 
 def _subject(key: str) -> str:
@@ -302,27 +506,27 @@ def questions_for(kind: str, key: str | None, text: str, question: str | None = 
         return [q, f"Quick question: {q}", f"{q} Please answer in one sentence.", f"Can you tell me: {q}"]
     if kind == "instruction":
         return []
-    specific = _key_questions((key or "").lower())
+    about_user = bool(re.match(r"^the user\b", text.strip(), flags=re.I))
+    keyed = _key_questions((key or "").lower()) if about_user else []  # keys name the user's things only
     from_text = questions_from_sentence(text)
-    generic = [q for q in from_text if q.startswith(("What do you know about", "Tell me about", "Remind me about",
-                                                    "Tell me something"))]
-    out: list[str] = []
-    for q in specific + [q for q in from_text if q not in generic]:
-        if q not in out:
-            out.append(q)
-    out = out[: max(1, limit - 1)]
-    for q in generic:
-        if len(out) >= limit:
-            break
-        if q not in out:
-            out.append(q)
-    if not out:
-        out = ["What do you know about me?", "Tell me something you remember about me."]
-    # Hold out a specific question (the gate and verification ask it), not a generic one, when
-    # there are enough: move the second specific question to the end.
-    if len(out) >= 4 and len(specific + from_text) - len(generic) >= 3:
-        out.append(out.pop(1))
-    return out
+    generic = [q for q in from_text if q.startswith(GENERIC)]
+    specific: list[str] = []
+    for q in keyed + [q for q in from_text if q not in generic]:
+        if q not in specific:
+            specific.append(q)
+    if not specific and not generic:
+        return ["What do you know about me?", "Tell me something you remember about me."]
+    # The held-out phrasing (verification asks it) is a specific question, never a generic one that
+    # any other memory could answer: the second specific one, or the only one asked another way.
+    if len(specific) >= 2:
+        held = specific.pop(1)
+    elif specific:
+        held = f"Remind me, {specific[0][0].lower()}{specific[0][1:]}"
+    else:
+        held = generic.pop()
+    out = specific[: max(1, limit - 2)]
+    out += [q for q in generic if q not in out][: max(0, limit - 1 - len(out))]
+    return out + [held]
 
 
 def split_for_training(questions: list[str]) -> tuple[list[str], str | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from clagent.merge.recall import typical_indices
-from clagent.models.gguf_io import LlamaSpec
+from clagent.models.architectures import ModelSpec, build_model
 from clagent.updater.dataset import Tokenized
 
 
@@ -17,17 +17,12 @@ def typical_examples(tokenized: list[Tokenized], k: int, embedder) -> list[Token
     return [new[i] for i in typical_indices(embedder.encode([t.prompt for t in new]), k)]
 
 
-def hidden_means(spec: LlamaSpec, tensors: dict[str, np.ndarray], samples: list[Tokenized],
+def hidden_means(spec: ModelSpec, tensors: dict[str, np.ndarray], samples: list[Tokenized],
                  device: str = "cpu") -> np.ndarray:
     """(samples, layers + 1, hidden): the embedding output and every block's output, mean-pooled."""
     import torch
-    from transformers import LlamaForCausalLM
 
-    model = LlamaForCausalLM(spec.hf_config()).eval()
-    model.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in tensors.items()},
-                          strict=False)
-    model.tie_weights()
-    model.to(device)
+    model = build_model(spec, tensors, device, copy=False).eval()
     out = []
     with torch.no_grad():
         for s in samples:
