@@ -4,7 +4,7 @@ through the official openai client, answers a fact it was told from its notes, c
 Qwen's seven projections, its q/k/v biases carried through RECALL and the F16 export, Q8_0, gate,
 hot swap) and rolls back.
 
-Marked ``slow``: `make test` leaves it out, CI (CI=true) runs it, `make test ARGS="-m slow"` runs it.
+Marked ``slow``: `make test` (and so CI) leaves it out; `make test ARGS="-m slow"` runs it.
 Measured on this 2-core machine shared with other jobs: see README, Models."""
 
 import json
