@@ -336,7 +336,8 @@ def run_locked(home: Home, *, method: str | None = None, max_steps: int | None =
                                                           "gate": figures, "trigger": trigger})
             return Outcome("gate_failed", parent=served.id, info=info,
                            message=f"the unlearning ({method}) failed its checks: v{served.id} keeps serving and "
-                                   f"memor{'y' if len(ids) == 1 else 'ies'} {names} stay pending: {reasons}")
+                                   f"memor{'y' if len(ids) == 1 else 'ies'} {names} "
+                                   f"stay{'s' if len(ids) == 1 else ''} pending: {reasons}")
 
         _stage("committing", verbose)
         lineage_ids = {v.id for v in registry.lineage(parent)}
@@ -381,9 +382,11 @@ def run_locked(home: Home, *, method: str | None = None, max_steps: int | None =
            + (f", drift {verdict.drift:.2f}" if verdict.drift is not None else "")
            + ("; now served" if swapped else "; served when the daemon starts")
            + (f"; withdrawn (files deleted): {', '.join(f'v{v}' for v in withdrawn)}" if withdrawn else ""))
-    if rebuild and rebuild["interactions"]:
-        msg += (f". Not rebuilt: what v{', v'.join(map(str, rebuild['versions']))} learned from "
-                f"{rebuild['interactions']} logged interactions alone (raw history is not kept)")
+    if rebuild:  # the exact route says what the rebuild could not restore
+        later = f"v{', v'.join(map(str, rebuild['versions']))}"
+        msg += (f". Not rebuilt: what {later} learned from {rebuild['interactions']} logged interactions alone "
+                f"(raw history is not kept)" if rebuild["interactions"] else
+                f". Rebuilt from v{parent.id}: {later} learned from no logged interaction, only from memories")
     info["removed_folders"] = removed
     return Outcome("committed", version=version.id, parent=parent.id, info=info, message=msg)
 
