@@ -3,7 +3,7 @@ template), as shipped on PyPI in chunk packages. Served through the official ope
 a fact in chat, consolidated (LoRA on Gemma's own modules, RECALL, F16 export, Q8_0, gate), then
 rolled back.
 
-Marked ``slow``: `make test` (and so CI) leaves it out; `make test ARGS="-m slow"` runs it.
+Marked ``slow``: `make test` leaves it out, CI (.ci/run sets CI=true) runs it, `make test ARGS="-m slow"` runs it.
 About 9 minutes of CPU time on 2 cores, most of it the consolidation (see README, Models)."""
 
 import json

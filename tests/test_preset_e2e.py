@@ -4,7 +4,7 @@ through the official openai client, answers a fact it was told from its notes, c
 Qwen's seven projections, its q/k/v biases carried through RECALL and the F16 export, Q8_0, gate,
 hot swap) and rolls back.
 
-Marked ``slow``: `make test` (and so CI) leaves it out; `make test ARGS="-m slow"` runs it.
+Marked ``manual``: `make test` and CI leave it out; `make test ARGS="-m manual"` runs it.
 Measured on this 2-core machine shared with other jobs: see README, Models."""
 
 import json
@@ -16,7 +16,7 @@ from clagent.config import Settings
 from clagent.models import gguf_io, presets
 from tests.conftest import run_cli, start_daemon
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.manual
 
 PRESET = "qwen2.5-coder-0.5b"
 QUESTION = "What is my dog called?"
