@@ -184,6 +184,21 @@ _open_connections: "weakref.WeakSet[_Connection]" = weakref.WeakSet()
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
+class _Database(sqlite_utils.Database):
+    """sqlite-utils' Database whose ``query`` reads with a plain statement. sqlite-utils 4 wraps
+    a query run outside a transaction in a savepoint, and a savepoint opened there starts a
+    transaction: on this connection, shared by the daemon's threads, another thread's
+    ``transaction()`` then fails ("cannot start a transaction within a transaction") or has its
+    writes committed by the query's RELEASE. Rows are fetched at once, so no statement stays open."""
+
+    def query(self, sql: str, params=None):
+        cursor = self.conn.execute(sql, params if params is not None else ())
+        if cursor.description is None:
+            raise ValueError("query() can only be used with SQL that returns rows - use execute() for other statements")
+        keys = [d[0] for d in cursor.description]
+        return iter([dict(zip(keys, row)) for row in cursor.fetchall()])
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (creating and migrating if needed) the database at ``path``.
 
@@ -196,7 +211,7 @@ def connect(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA secure_delete = ON")
-        db = sqlite_utils.Database(conn)
+        db = _Database(conn)
         db.enable_wal()
         # In WAL mode NORMAL is safe against application crashes (only a power loss can undo the
         # last commits) and spares an fsync per logged interaction.
