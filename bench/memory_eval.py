@@ -9,15 +9,8 @@ The folder may hold any of (formats in tests/data/README.md):
   conversation*.json multi-session conversations and first-person questions about them
   unrelated.json     everyday memories and general questions that have nothing to do with them
 
-Everything goes through the real memory manager (MiniLM embeddings, SQLite). It prints
-
-  capture recall     statements whose values are held by what they stored
-  false memories     sentences that must not become memories, and stored something
-  corrections        new value held, and no active memory still stating the old one
-  long turns         facts captured inside long messages; fact-free turns that stored anything
-  conversation       asked facts captured; answer among the notes recalled for the question;
-                     old (superseded) values among the notes
-  unrelated          general questions that got any note (against every store built)
+Everything goes through the real memory manager; what each figure means is in
+clagent/memory/evaluation.py.
 
 ``--show-misses`` prints every failure: use it on development data only, never on the held-out
 folder, or the held-out figures stop meaning anything.

@@ -91,7 +91,7 @@ class MemoryManager:
         self._alias_cache: tuple | None = None
         self._changes = 0  # bumped by every write, so that the cache above is rebuilt only then
         self._contexts: OrderedDict[str, Context] = OrderedDict()  # who "she" is, per conversation
-        self._decide = None  # the capture model, loaded on first use
+        self._model: CaptureModel | None = None  # the capture model, loaded on first use
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self) -> None:
@@ -146,10 +146,14 @@ class MemoryManager:
         context = context or self._new_context(previous)
         context.asked = _last_question(previous)
         self._wait()
-        found = extract(text[:MAX_MESSAGE], said_on or date.today(), context, self._decider())
+        seen: dict[str, object] = {}  # the sentences the capture model embedded: not embedded twice
+        found = extract(text[:MAX_MESSAGE], said_on or date.today(), context, self._decider(seen))
         if not found:
             return []
-        vectors = self.embedder.encode([c.index_text for c in found])
+        missing = list(dict.fromkeys(c.index_text for c in found if c.index_text not in seen))
+        if missing:
+            seen.update(zip(missing, self.embedder.encode(missing)))
+        vectors = [seen[c.index_text] for c in found]
         out = []
         after_take_back = False
         for c, vector in zip(found, vectors):
@@ -176,10 +180,18 @@ class MemoryManager:
             propose(m["content"][:MAX_MESSAGE], None, context)  # for who is spoken of; nothing is stored
         return context
 
-    def _decider(self):
-        if self._decide is None:
-            self._decide = decider(CaptureModel.load(), self.embedder.encode)
-        return self._decide
+    def _decider(self, seen: dict | None = None):
+        """The capture model's decision; the vectors it computes are kept in ``seen`` by text."""
+        if self._model is None:
+            self._model = CaptureModel.load()
+        if seen is None:
+            return decider(self._model, self.embedder.encode)
+
+        def encode(texts):
+            vectors = self.embedder.encode(texts)
+            seen.update(zip(texts, vectors))
+            return vectors
+        return decider(self._model, encode)
 
     def learn_from_feedback(self, question: str, correction: str, interaction_id: str) -> Added:
         """A thumbs-down with a correction becomes a lesson tied to the question it corrects."""
